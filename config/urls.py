@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import TemplateView
+from django_ratelimit.decorators import ratelimit
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from config.health import health
+
+# Operators' login is a brute-force target: at most 10 POSTs per minute per address.
+admin.site.login = ratelimit(key="ip", rate="10/m", method="POST", block=True)(admin.site.login)
+admin.site.site_header = "Parla operations"
+admin.site.site_title = "Parla"
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("health", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("tenants.api.urls")),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]
+
+handler404 = "tenants.errors.handler404"
+handler500 = "tenants.errors.handler500"

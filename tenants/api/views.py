@@ -1,0 +1,77 @@
+from dataclasses import asdict
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.api.serializers import (
+    ApiKeyCreatedOutputSerializer,
+    ApiKeyCreateInputSerializer,
+    ApiKeyOutputSerializer,
+    TenantOutputSerializer,
+)
+from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
+from tenants.authentication import scopes_for_request
+from tenants.models import ApiKey
+from tenants.selectors import tenant_usage_summary
+from tenants.services import AuditContext, api_key_create, api_key_revoke
+
+
+class TenantView(TenantScopedAPIView):
+    required_scope = None
+
+    @extend_schema(operation_id="tenant_retrieve", responses=TenantOutputSerializer, tags=["tenant"])
+    def get(self, request: Request) -> Response:
+        tenant = request.tenant
+        data = {
+            "id": tenant.pk,
+            "name": tenant.name,
+            "slug": tenant.slug,
+            "status": tenant.status,
+            "time_zone": tenant.time_zone,
+            "plan": tenant.plan,
+            "limits": tenant.plan.limits(),
+            "usage": asdict(tenant_usage_summary(tenant=tenant)),
+        }
+        return Response(TenantOutputSerializer(data).data)
+
+
+class ApiKeyViewSet(TenantScopedViewSet):
+    queryset = ApiKey.objects.select_related("created_by")
+    required_scope = ApiKey.Scope.KEYS.value
+    pagination_class = CreatedAtCursorPagination
+    serializer_class = ApiKeyOutputSerializer
+    lookup_value_regex = r"\d+"
+
+    @extend_schema(responses=ApiKeyOutputSerializer(many=True), tags=["keys"])
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ApiKeyOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ApiKeyCreateInputSerializer,
+        responses={201: ApiKeyCreatedOutputSerializer},
+        tags=["keys"],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ApiKeyCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        scopes = serializer.validated_data.get("scopes") or sorted(scopes_for_request(request))
+        created = api_key_create(
+            tenant=request.tenant,
+            name=serializer.validated_data["name"],
+            scopes=scopes,
+            context=AuditContext.from_request(request),
+        )
+        created.api_key.key = created.plaintext
+        return Response(
+            ApiKeyCreatedOutputSerializer(created.api_key).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(responses={204: None}, tags=["keys"])
+    def destroy(self, request: Request, pk: str) -> Response:
+        api_key_revoke(
+            tenant=request.tenant, api_key=self.get_object(), context=AuditContext.from_request(request)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,225 @@
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from tenants.scoping import TenantOwnedModel
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone.", code="invalid")
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address", unique=True, blank=True, null=True)
+
+
+class Plan(models.Model):
+    """Limits a tenant works within. Global: plans are shared by tenants."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    monthly_characters = models.PositiveBigIntegerField(validators=[MinValueValidator(0)])
+    requests_per_minute = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    concurrent_jobs = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    voices = models.PositiveIntegerField(help_text="Own voice profiles per tenant.")
+    cloned_voices = models.PositiveIntegerField(help_text="Cloned or matched voices per tenant.")
+    batch_items = models.PositiveIntegerField(help_text="Items in one batch.")
+    upload_bytes = models.PositiveBigIntegerField(help_text="Largest reference upload.")
+    request_characters = models.PositiveIntegerField(
+        default=100_000, help_text="Longest text accepted in one request."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["monthly_characters", "slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    LIMIT_FIELDS = (
+        "monthly_characters",
+        "requests_per_minute",
+        "concurrent_jobs",
+        "voices",
+        "cloned_voices",
+        "batch_items",
+        "upload_bytes",
+        "request_characters",
+    )
+
+    def limits(self) -> dict[str, int]:
+        return {field: getattr(self, field) for field in self.LIMIT_FIELDS}
+
+
+class Tenant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=63, unique=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # Signs outgoing webhooks (HMAC-SHA256); rotatable by the tenant.
+    webhook_secret = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Membership(TenantOwnedModel):
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")
+        ]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+
+class ApiKey(TenantOwnedModel):
+    """An API credential. Only the SHA-256 of the secret is stored; the key is shown once."""
+
+    class Scope(models.TextChoices):
+        SPEECH = "speech", "Synthesize speech and read jobs"
+        VOICES = "voices", "Manage voices"
+        BATCHES = "batches", "Manage batches"
+        USAGE = "usage", "Read usage and tenant details"
+        KEYS = "keys", "Manage API keys"
+
+    name = models.CharField(max_length=100)
+    # The visible start of the key (e.g. "prl_Ab12Cd34"), unique, used to find the row.
+    prefix = models.CharField(max_length=16, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="apikey_unique_name")
+        ]
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class AuditEvent(TenantOwnedModel):
+    """Who did what to which object, from where. Append-only."""
+
+    action = models.CharField(max_length=64, db_index=True)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="audit_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id}"
+
+
+class UsagePeriod(TenantOwnedModel):
+    """Characters used and held for one tenant in one billing month (tenant's time zone)."""
+
+    period_start = models.DateField()
+    characters_used = models.PositiveBigIntegerField(default=0)
+    characters_reserved = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "period_start"], name="usageperiod_unique")
+        ]
+        ordering = ["-period_start"]
+
+    def __str__(self) -> str:
+        return f"{self.period_start:%Y-%m}"
+
+
+class QuotaReservation(TenantOwnedModel):
+    """Characters held for one piece of work until it is settled (used) or released."""
+
+    class State(models.TextChoices):
+        HELD = "held", "Held"
+        SETTLED = "settled", "Settled"
+        RELEASED = "released", "Released"
+
+    period = models.ForeignKey(UsagePeriod, on_delete=models.PROTECT, related_name="+")
+    characters = models.PositiveBigIntegerField()
+    characters_settled = models.PositiveBigIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.HELD)
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "created_at"], name="reservation_state_time")]
+
+
+class TenantQuota(TenantOwnedModel):
+    """Live counters that are not per period: jobs running now."""
+
+    jobs_in_flight = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="tenantquota_unique")]

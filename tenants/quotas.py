@@ -1,0 +1,157 @@
+"""Quota services: characters reserved before work starts and settled after.
+
+Every reservation is a conditional UPDATE (`used + reserved + n <= limit`) on the tenant's
+period row. PostgreSQL re-checks the condition against the latest row version when two
+updates race, and SQLite serialises writers, so concurrent requests can never overspend.
+"""
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.utils import timezone
+
+from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
+from tenants.models import ApiKey, QuotaReservation, Tenant, TenantQuota, UsagePeriod
+
+logger = logging.getLogger(__name__)
+
+
+def period_bounds(*, tenant: Tenant, now: dt.datetime | None = None) -> tuple[dt.date, dt.datetime]:
+    """First day of the tenant's current month and the moment the next month starts."""
+    local_now = timezone.localtime(now or timezone.now(), tenant.tzinfo)
+    start = local_now.date().replace(day=1)
+    next_month = (start + dt.timedelta(days=32)).replace(day=1)
+    period_end = dt.datetime.combine(next_month, dt.time.min, tzinfo=tenant.tzinfo)
+    return start, period_end
+
+
+def usage_period_current(*, tenant: Tenant, now: dt.datetime | None = None) -> UsagePeriod:
+    start, _ = period_bounds(tenant=tenant, now=now)
+    period = UsagePeriod.objects.for_tenant(tenant).filter(period_start=start).first()
+    if period is not None:
+        return period
+    try:
+        with transaction.atomic():
+            return UsagePeriod.objects.create(tenant=tenant, period_start=start)
+    except IntegrityError:  # Another request created it first.
+        return UsagePeriod.objects.for_tenant(tenant).get(period_start=start)
+
+
+def _seconds_until(moment: dt.datetime) -> float:
+    return max(1.0, (moment - timezone.now()).total_seconds())
+
+
+@transaction.atomic
+def quota_reserve(
+    *, tenant: Tenant, characters: int, api_key: ApiKey | None = None
+) -> QuotaReservation:
+    """Hold `characters` of this month's allowance, or raise QuotaExceeded."""
+    if characters < 0:
+        raise ValueError("characters must be >= 0")
+    limit = tenant.plan.monthly_characters
+    period = usage_period_current(tenant=tenant)
+    admitted = (
+        UsagePeriod.objects.for_tenant(tenant)
+        .filter(pk=period.pk, characters_reserved__lte=Value(limit - characters) - F("characters_used"))
+        .update(characters_reserved=F("characters_reserved") + characters)
+    )
+    if not admitted:
+        period.refresh_from_db()
+        _, period_end = period_bounds(tenant=tenant)
+        spent = period.characters_used + period.characters_reserved
+        raise QuotaExceeded(
+            "Monthly character quota exceeded.",
+            extra={
+                "limit": limit,
+                "used": period.characters_used,
+                "reserved": period.characters_reserved,
+                "requested": characters,
+                "remaining": max(0, limit - spent),
+                "period_end": period_end.isoformat(),
+            },
+            retry_after=_seconds_until(period_end),
+        )
+    return QuotaReservation.objects.create(
+        tenant=tenant, period=period, characters=characters, api_key=api_key
+    )
+
+
+def _close(*, tenant: Tenant | int, reservation_id: int, used: int | None) -> QuotaReservation:
+    with transaction.atomic():
+        reservation = (
+            QuotaReservation.objects.for_tenant(tenant).select_for_update().get(pk=reservation_id)
+        )
+        if reservation.state != QuotaReservation.State.HELD:
+            return reservation  # Settling twice (a redelivered message) changes nothing.
+        settled = 0 if used is None else min(max(used, 0), reservation.characters)
+        UsagePeriod.objects.for_tenant(tenant).filter(pk=reservation.period_id).update(
+            characters_reserved=F("characters_reserved") - reservation.characters,
+            characters_used=F("characters_used") + settled,
+        )
+        reservation.state = (
+            QuotaReservation.State.RELEASED if used is None else QuotaReservation.State.SETTLED
+        )
+        reservation.characters_settled = settled
+        reservation.closed_at = timezone.now()
+        reservation.save(update_fields=["state", "characters_settled", "closed_at"])
+        return reservation
+
+
+def quota_reservation_settle(
+    *, tenant: Tenant | int, reservation_id: int, characters_used: int
+) -> QuotaReservation:
+    """Turn a hold into usage; anything held but not used goes back to the tenant."""
+    return _close(tenant=tenant, reservation_id=reservation_id, used=characters_used)
+
+
+def quota_reservation_release(*, tenant: Tenant | int, reservation_id: int) -> QuotaReservation:
+    """Give the whole hold back (the work failed or was cancelled)."""
+    return _close(tenant=tenant, reservation_id=reservation_id, used=None)
+
+
+def quota_reservations_release_stale_all_tenants() -> int:
+    """Release holds whose work died without settling them. Crosses tenants by design."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PARLA_RESERVATION_TTL_SECONDS)
+    stale = QuotaReservation.objects.filter(
+        state=QuotaReservation.State.HELD, created_at__lt=cutoff
+    ).values_list("tenant_id", "pk")
+    released = 0
+    for tenant_id, reservation_id in stale.iterator():
+        quota_reservation_release(tenant=tenant_id, reservation_id=reservation_id)
+        logger.info(
+            "quota_reservations_release_stale.released",
+            extra={"tenant_id": tenant_id, "reservation_id": reservation_id},
+        )
+        released += 1
+    return released
+
+
+def _tenant_quota(*, tenant: Tenant) -> TenantQuota:
+    quota, _ = TenantQuota.objects.get_or_create(tenant=tenant)
+    return quota
+
+
+def job_slot_acquire(*, tenant: Tenant) -> None:
+    """Take one of the plan's concurrent-job slots, or raise ConcurrencyLimitExceeded."""
+    limit = tenant.plan.concurrent_jobs
+    quota = _tenant_quota(tenant=tenant)
+    admitted = (
+        TenantQuota.objects.for_tenant(tenant)
+        .filter(pk=quota.pk, jobs_in_flight__lt=limit)
+        .update(jobs_in_flight=F("jobs_in_flight") + 1)
+    )
+    if not admitted:
+        raise ConcurrencyLimitExceeded(
+            "Too many jobs running at once for this plan.",
+            extra={"limit": limit},
+            retry_after=5,
+        )
+
+
+def job_slot_release(*, tenant: Tenant | int) -> None:
+    TenantQuota.objects.for_tenant(tenant).filter(jobs_in_flight__gt=0).update(
+        jobs_in_flight=F("jobs_in_flight") - 1
+    )

@@ -1,0 +1,79 @@
+"""Reads for tenants and API keys. Every query starts from for_tenant()."""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db.models import QuerySet
+
+from tenants.errors import NotFound
+from tenants.models import ApiKey, AuditEvent, Membership, Tenant, TenantQuota, UsagePeriod
+from tenants.quotas import period_bounds
+
+
+def api_key_list(*, tenant: Tenant, include_revoked: bool = True) -> QuerySet[ApiKey]:
+    qs = ApiKey.objects.for_tenant(tenant).select_related("created_by")
+    if not include_revoked:
+        qs = qs.filter(revoked_at__isnull=True)
+    return qs
+
+
+def api_key_get(*, tenant: Tenant, api_key_id: int) -> ApiKey:
+    api_key = api_key_list(tenant=tenant).filter(pk=api_key_id).first()
+    if api_key is None:
+        raise NotFound()
+    return api_key
+
+
+def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.for_tenant(tenant).select_related("user")
+
+
+def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.for_tenant(tenant)
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    period_start: date
+    period_end: datetime
+    characters_limit: int
+    characters_used: int
+    characters_reserved: int
+    characters_remaining: int
+    concurrent_jobs_limit: int
+    jobs_in_flight: int
+
+
+def tenant_usage_summary(*, tenant: Tenant) -> UsageSummary:
+    start, end = period_bounds(tenant=tenant)
+    period = UsagePeriod.objects.for_tenant(tenant).filter(period_start=start).first()
+    used = period.characters_used if period else 0
+    reserved = period.characters_reserved if period else 0
+    quota = TenantQuota.objects.for_tenant(tenant).first()
+    limit = tenant.plan.monthly_characters
+    return UsageSummary(
+        period_start=start,
+        period_end=end,
+        characters_limit=limit,
+        characters_used=used,
+        characters_reserved=reserved,
+        characters_remaining=max(0, limit - used - reserved),
+        concurrent_jobs_limit=tenant.plan.concurrent_jobs,
+        jobs_in_flight=quota.jobs_in_flight if quota else 0,
+    )
+
+
+def tenant_for_user(*, user, tenant_id: int | None = None) -> Tenant | None:
+    """The tenant a signed-in user acts in: the chosen one if they belong, else their first."""
+    memberships = Membership.objects.filter(user=user).select_related("tenant__plan")
+    if tenant_id is not None:
+        chosen = memberships.filter(tenant_id=tenant_id).first()
+        if chosen is not None:
+            return chosen.tenant
+    first = memberships.order_by("created_at").first()
+    return first.tenant if first else None
+
+
+def membership_role(*, tenant: Tenant, user) -> str | None:
+    membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
+    return membership.role if membership else None

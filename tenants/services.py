@@ -1,0 +1,243 @@
+"""Writes for tenants, members, API keys and the audit log."""
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from tenants.errors import ApplicationError, InvalidState
+from tenants.keys import generate_key
+from tenants.models import ApiKey, AuditEvent, Membership, Plan, Tenant, TenantQuota
+
+logger = logging.getLogger(__name__)
+User = get_user_model()
+
+ALL_SCOPES = [scope.value for scope in ApiKey.Scope]
+
+
+@dataclass(frozen=True)
+class AuditContext:
+    """Who is acting and from where; built from a request, a command or a worker."""
+
+    user: Any = None
+    api_key: ApiKey | None = None
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request) -> "AuditContext":
+        api_key = request.auth if isinstance(getattr(request, "auth", None), ApiKey) else None
+        user = request.user if getattr(request.user, "is_authenticated", False) else None
+        return cls(
+            user=user,
+            api_key=api_key,
+            ip_address=request.META.get("REMOTE_ADDR") or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:400],
+        )
+
+
+SYSTEM = AuditContext()
+
+
+def audit_event_record(
+    *,
+    tenant: Tenant,
+    action: str,
+    context: AuditContext = SYSTEM,
+    obj: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        tenant=tenant,
+        action=action,
+        actor_user=context.user,
+        actor_api_key=context.api_key,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        extra=extra or {},
+    )
+
+
+def plan_default() -> Plan:
+    plan = Plan.objects.filter(slug=settings.PARLA_DEFAULT_PLAN).first()
+    if plan is None:
+        raise ApplicationError(
+            f"The default plan {settings.PARLA_DEFAULT_PLAN!r} does not exist; run migrations."
+        )
+    return plan
+
+
+@transaction.atomic
+def tenant_create(
+    *,
+    name: str,
+    slug: str | None = None,
+    plan: Plan | None = None,
+    time_zone: str = "UTC",
+    context: AuditContext = SYSTEM,
+) -> Tenant:
+    tenant = Tenant(
+        name=name,
+        slug=slug or slugify(name),
+        plan=plan or plan_default(),
+        time_zone=time_zone,
+        webhook_secret=secrets.token_urlsafe(32),
+    )
+    tenant.full_clean()
+    tenant.save()
+    TenantQuota.objects.create(tenant=tenant)
+    audit_event_record(
+        tenant=tenant, action="tenant.created", context=context, obj=tenant,
+        extra={"plan": tenant.plan.slug},
+    )
+    return tenant
+
+
+@transaction.atomic
+def tenant_update(
+    *, tenant: Tenant, context: AuditContext = SYSTEM, **changes: Any
+) -> Tenant:
+    """Change name, plan, status or time zone; plan and status changes are audited."""
+    allowed = {"name", "plan", "status", "time_zone"}
+    if unknown := set(changes) - allowed:
+        raise ValueError(f"tenant_update cannot change {sorted(unknown)}")
+    before = {field: getattr(tenant, field) for field in changes}
+    for field, value in changes.items():
+        setattr(tenant, field, value)
+    tenant.full_clean()
+    tenant.save()
+    for field, old in before.items():
+        new = getattr(tenant, field)
+        if old != new and field in {"plan", "status"}:
+            audit_event_record(
+                tenant=tenant, action=f"tenant.{field}_changed", context=context, obj=tenant,
+                extra={"from": str(old), "to": str(new)},
+            )
+    return tenant
+
+
+@transaction.atomic
+def tenant_webhook_secret_rotate(*, tenant: Tenant, context: AuditContext = SYSTEM) -> str:
+    tenant.webhook_secret = secrets.token_urlsafe(32)
+    tenant.save(update_fields=["webhook_secret", "updated_at"])
+    audit_event_record(tenant=tenant, action="tenant.webhook_secret_rotated", context=context, obj=tenant)
+    return tenant.webhook_secret
+
+
+@transaction.atomic
+def membership_create(
+    *, tenant: Tenant, user, role: str = Membership.Role.MEMBER, context: AuditContext = SYSTEM
+) -> Membership:
+    membership = Membership(tenant=tenant, user=user, role=role)
+    membership.full_clean()
+    membership.save()
+    audit_event_record(
+        tenant=tenant, action="membership.created", context=context, obj=membership,
+        extra={"user": user.get_username(), "role": role},
+    )
+    return membership
+
+
+def user_get_or_create(*, email: str, password: str | None = None) -> tuple[Any, bool]:
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is not None:
+        return user, False
+    user = User(username=email, email=email)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    return user, True
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    api_key: ApiKey
+    plaintext: str
+
+
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str] | None = None,
+    context: AuditContext = SYSTEM,
+) -> CreatedApiKey:
+    """Create a key; the plaintext is returned here once and never stored."""
+    scopes = sorted(set(ALL_SCOPES if scopes is None else scopes))
+    if unknown := set(scopes) - set(ALL_SCOPES):
+        raise ApplicationError("Unknown scopes.", extra={"fields": {"scopes": sorted(unknown)}})
+    if not scopes:
+        raise ApplicationError("A key needs at least one scope.", extra={"fields": {"scopes": []}})
+    # SECURITY: a key can only mint keys with scopes it holds itself.
+    if context.api_key is not None and not set(scopes) <= set(context.api_key.scopes):
+        raise ApplicationError(
+            "A key cannot grant scopes it does not have.",
+            extra={"fields": {"scopes": sorted(set(scopes) - set(context.api_key.scopes))}},
+        )
+    if ApiKey.objects.for_tenant(tenant).filter(name=name).exists():
+        raise ApplicationError(
+            "An API key with this name already exists.",
+            extra={"fields": {"name": ["An API key with this name already exists."]}},
+        )
+    for _attempt in range(3):
+        generated = generate_key()
+        try:
+            with transaction.atomic():
+                api_key = ApiKey(
+                    tenant=tenant,
+                    name=name,
+                    prefix=generated.prefix,
+                    secret_hash=generated.secret_hash,
+                    scopes=scopes,
+                    created_by=context.user,
+                )
+                api_key.full_clean(validate_unique=False, validate_constraints=False)
+                api_key.save()
+                audit_event_record(
+                    tenant=tenant, action="api_key.created", context=context, obj=api_key,
+                    extra={"scopes": scopes},
+                )
+                return CreatedApiKey(api_key=api_key, plaintext=generated.plaintext)
+        except IntegrityError:
+            # A prefix collision (rare) or a concurrent create with the same name.
+            if ApiKey.objects.for_tenant(tenant).filter(name=name).exists():
+                raise ApplicationError(
+                    "An API key with this name already exists.",
+                    extra={"fields": {"name": ["An API key with this name already exists."]}},
+                ) from None
+    raise InvalidState("Could not generate a unique key; try again.")
+
+
+@transaction.atomic
+def api_key_revoke(*, tenant: Tenant, api_key: ApiKey, context: AuditContext = SYSTEM) -> ApiKey:
+    """Revoke at once. Revoking a revoked key is a no-op (DELETE is idempotent)."""
+    api_key = ApiKey.objects.for_tenant(tenant).select_for_update().get(pk=api_key.pk)
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_event_record(tenant=tenant, action="api_key.revoked", context=context, obj=api_key)
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Record use, at most once per PARLA_API_KEY_TOUCH_SECONDS per key."""
+    now = timezone.now()
+    if api_key.last_used_at and (now - api_key.last_used_at).total_seconds() < (
+        settings.PARLA_API_KEY_TOUCH_SECONDS
+    ):
+        return
+    ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now

@@ -1,0 +1,17 @@
+from config.dramatiq import QUEUE_DEFAULT, parla_actor
+
+
+@parla_actor(queue_name=QUEUE_DEFAULT, time_limit_ms=5 * 60 * 1000, max_retries=3)
+def quota_reservations_release_stale() -> None:
+    """Give back characters held by work that died without settling (run periodically)."""
+    from tenants.quotas import quota_reservations_release_stale_all_tenants
+
+    quota_reservations_release_stale_all_tenants()
+
+
+@parla_actor(queue_name=QUEUE_DEFAULT, time_limit_ms=10 * 1000, max_retries=0)
+def worker_ping(token: str) -> None:
+    """Round trip used by `/health?deep=1` and tests to prove a worker consumes the queue."""
+    from django.core.cache import cache
+
+    cache.set(f"worker_ping:{token}", "pong", timeout=60)
