@@ -1,4 +1,4 @@
-"""GET /health: database, cache and broker, each checked for real. 200 if all pass, else 503."""
+"""GET /health: database, cache and broker (and workers with ?deep=1). 200 if all pass, else 503."""
 
 import time
 import uuid
@@ -43,6 +43,21 @@ def _check_broker() -> str:
     return kind
 
 
+def _check_worker() -> str:
+    """A real round trip: enqueue a ping and wait for a worker to answer through the cache."""
+    from tenants.tasks.actors import worker_ping
+
+    token = uuid.uuid4().hex
+    worker_ping.send(token)
+    deadline = time.monotonic() + settings.PARLA_HEALTH_WORKER_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if cache.get(f"worker_ping:{token}") == "pong":
+            cache.delete(f"worker_ping:{token}")
+            return "answered"
+        time.sleep(0.05)
+    raise RuntimeError("no worker answered a ping on the default queue")
+
+
 CHECKS: dict[str, Callable[[], str]] = {
     "database": _check_database,
     "cache": _check_cache,
@@ -53,8 +68,12 @@ CHECKS: dict[str, Callable[[], str]] = {
 @never_cache
 @require_GET
 def health(request):
+    """?deep=1 also checks that a worker consumes the default queue (slower)."""
+    checks = dict(CHECKS)
+    if request.GET.get("deep") in {"1", "true"}:
+        checks["worker"] = _check_worker
     results, healthy = {}, True
-    for name, check in CHECKS.items():
+    for name, check in checks.items():
         started = time.perf_counter()
         try:
             detail = check()

@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.forms.models import BaseInlineFormSet
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -35,8 +36,17 @@ class PlanAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
+class TenantInlineFormSet(BaseInlineFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        # Tenant-owned rows have no reverse accessor (related_name="+"), so name the
+        # formset after the model instead of the empty accessor.
+        return cls.model._meta.model_name
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = TenantInlineFormSet
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "role", "created_at"]
@@ -45,6 +55,7 @@ class MembershipInline(admin.TabularInline):
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
+    formset = TenantInlineFormSet
     extra = 0
     can_delete = False
     show_change_link = True

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from rest_framework import viewsets
 from rest_framework.pagination import CursorPagination
+from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
 from tenants.authentication import tenant_for_request
@@ -87,3 +88,11 @@ class CreatedAtCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Routes answer with or without a trailing slash (/api/v1/keys and /api/v1/keys/)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"

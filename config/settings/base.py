@@ -102,6 +102,10 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# django-ratelimit (operator login) needs an atomic shared counter. Django's own RedisCache
+# increments with Redis INCR, which is atomic, though that package's check lists only
+# django-redis as "officially supported".
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 from config.dramatiq import dramatiq_broker_settings  # noqa: E402
 
@@ -185,6 +189,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["tenants.api.schema.strip_trailing_slashes"],
     # Swagger UI and Redoc assets are served from the installed sidecar package, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -199,7 +204,7 @@ PARLA_API_KEY_PREFIX = "prl_"
 PARLA_API_KEY_TOUCH_SECONDS = env.int("PARLA_API_KEY_TOUCH_SECONDS", default=60)
 # Reservations still held after this long belong to work that died; they are released.
 PARLA_RESERVATION_TTL_SECONDS = env.int("PARLA_RESERVATION_TTL_SECONDS", default=6 * 3600)
-PARLA_HEALTH_TIMEOUT_SECONDS = env.float("PARLA_HEALTH_TIMEOUT_SECONDS", default=2.0)
+PARLA_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("PARLA_HEALTH_WORKER_TIMEOUT_SECONDS", default=5.0)
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

@@ -24,3 +24,4 @@ STORAGES["staticfiles"] = {  # noqa: F405
 # The test broker is the real Redis broker; tests that only need an actor's body call it
 # directly.
 PARLA_EMBEDDED_WORKER = False
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  whitenoise warns on a missing root

@@ -1,9 +1,9 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
 from tenants.api.views import ApiKeyViewSet, TenantView
+from tenants.api_base import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("keys", ApiKeyViewSet, basename="api-key")
 
 urlpatterns = [

@@ -1,0 +1,146 @@
+import pytest
+from rest_framework.test import APIClient
+
+from tenants.models import ApiKey, AuditEvent, Tenant
+from tenants.quotas import quota_reserve
+from tests.tenants.factories import ApiKeyFactory, MembershipFactory, TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/",
+        "/admin/tenants/tenant/",
+        "/admin/tenants/tenant/add/",
+        "/admin/tenants/plan/",
+        "/admin/tenants/apikey/",
+        "/admin/tenants/apikey/add/",
+        "/admin/tenants/auditevent/",
+        "/admin/tenants/user/",
+    ],
+)
+def test_admin_pages_load_for_an_operator(admin_client, url):
+    TenantFactory()
+
+    response = admin_client.get(url)
+
+    assert response.status_code == 200
+
+
+def test_admin_tenant_page_shows_usage_members_and_keys(admin_client):
+    tenant = TenantFactory(plan__monthly_characters=10_000)
+    MembershipFactory(tenant=tenant, user__username="owner@acme.test")
+    api_key = ApiKeyFactory.create(tenant=tenant, name="production")
+    quota_reserve(tenant=tenant, characters=1_234)
+
+    page = admin_client.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
+
+    assert "1,234 held of 10,000 characters" in page
+    assert "owner@acme.test" in page
+    assert api_key.prefix in page
+    assert api_key.secret_hash not in page
+
+
+def test_admin_api_key_pages_never_show_the_secret_hash(admin_client):
+    api_key = ApiKeyFactory.create(tenant=TenantFactory())
+
+    pages = [admin_client.get("/admin/tenants/apikey/").content.decode(),
+             admin_client.get(f"/admin/tenants/apikey/{api_key.pk}/change/").content.decode()]
+
+    assert all(api_key.secret_hash not in page for page in pages)
+    assert all(api_key.prefix in page for page in pages)
+
+
+def test_admin_api_key_add_shows_the_new_key_once(admin_client):
+    tenant = TenantFactory()
+
+    response = admin_client.post(
+        "/admin/tenants/apikey/add/",
+        {"tenant": tenant.pk, "name": "from-admin", "scopes": ["speech", "usage"]},
+        follow=True,
+    )
+
+    api_key = ApiKey.objects.for_tenant(tenant).get(name="from-admin")
+    shown = next(str(m) for m in response.context["messages"] if api_key.prefix in str(m))
+    plaintext = shown.split(": ", 1)[1].split(" ")[0]
+    assert APIClient().get("/api/v1/tenant", HTTP_X_API_KEY=plaintext).status_code == 200
+    assert sorted(api_key.scopes) == ["speech", "usage"]
+
+
+def test_admin_revoke_action_refuses_the_key_at_once(admin_client):
+    tenant = TenantFactory()
+    created = ApiKeyFactory.create_with_plaintext(tenant=tenant)
+
+    admin_client.post(
+        "/admin/tenants/apikey/",
+        {"action": "revoke", "_selected_action": [created.api_key.pk]},
+    )
+
+    response = APIClient().get("/api/v1/tenant", HTTP_X_API_KEY=created.plaintext)
+    assert response.json()["code"] == "api_key_revoked"
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="api_key.revoked").count() == 1
+
+
+def test_admin_suspend_action_blocks_the_tenants_keys(admin_client):
+    tenant = TenantFactory()
+    created = ApiKeyFactory.create_with_plaintext(tenant=tenant)
+
+    admin_client.post("/admin/tenants/tenant/", {"action": "suspend", "_selected_action": [tenant.pk]})
+
+    response = APIClient().get("/api/v1/tenant", HTTP_X_API_KEY=created.plaintext)
+    assert response.status_code == 403
+    assert response.json()["code"] == "tenant_suspended"
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="tenant.status_changed").exists()
+
+
+def test_admin_plan_change_is_audited(admin_client):
+    tenant = TenantFactory(plan__slug="small")
+    bigger = TenantFactory(plan__slug="big").plan
+
+    admin_client.post(
+        f"/admin/tenants/tenant/{tenant.pk}/change/",
+        {
+            "name": tenant.name, "slug": tenant.slug, "plan": bigger.pk, "status": "active",
+            "time_zone": "UTC",
+            "membership-TOTAL_FORMS": 0, "membership-INITIAL_FORMS": 0,
+            "apikey-TOTAL_FORMS": 0, "apikey-INITIAL_FORMS": 0,
+        },
+    )
+
+    tenant.refresh_from_db()
+    event = AuditEvent.objects.for_tenant(tenant).get(action="tenant.plan_changed")
+    assert tenant.plan == bigger
+    assert event.extra == {"from": "Small", "to": "Big"}
+
+
+def test_admin_tenant_add_creates_secret_and_audit(admin_client):
+    plan = TenantFactory().plan
+
+    admin_client.post(
+        "/admin/tenants/tenant/add/",
+        {
+            "name": "Added", "slug": "added", "plan": plan.pk, "status": "active", "time_zone": "Europe/Rome",
+            "membership-TOTAL_FORMS": 0, "membership-INITIAL_FORMS": 0,
+            "apikey-TOTAL_FORMS": 0, "apikey-INITIAL_FORMS": 0,
+        },
+    )
+
+    tenant = Tenant.objects.get(slug="added")
+    assert len(tenant.webhook_secret) >= 32
+    assert AuditEvent.objects.for_tenant(tenant).filter(action="tenant.created").exists()
+
+
+def test_admin_audit_events_are_read_only(admin_client):
+    tenant = TenantFactory()
+    ApiKeyFactory.create(tenant=tenant)
+    event = AuditEvent.objects.for_tenant(tenant).first()
+
+    change = admin_client.post(f"/admin/tenants/auditevent/{event.pk}/change/", {"action": "forged"})
+    delete = admin_client.post(f"/admin/tenants/auditevent/{event.pk}/delete/", {"post": "yes"})
+
+    event.refresh_from_db()
+    assert event.action == "api_key.created"
+    assert change.status_code in (302, 403) and delete.status_code == 403
+    assert admin_client.get("/admin/tenants/auditevent/?action=api_key.created").status_code == 200

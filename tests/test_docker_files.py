@@ -1,0 +1,113 @@
+"""Static checks of docker/: what can be verified without a Docker engine."""
+
+import re
+import shlex
+from pathlib import Path
+
+import yaml
+from django.core.management import get_commands
+
+from config.dramatiq import QUEUES
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+DOCKERFILES = [DOCKER / "Dockerfile", DOCKER / "Dockerfile.gpu"]
+COMPOSE = DOCKER / "compose.yaml"
+ENV_EXAMPLE = DOCKER / "parla.env.example"
+CHECKED_PREFIXES = ("DJANGO_", "PARLA_", "DATABASE_", "REDIS_", "AWS_", "USE_")
+# Variables with these prefixes that config/settings does not read, and why that is right.
+NOT_IN_SETTINGS = {
+    "DJANGO_SETTINGS_MODULE": "read by Django itself (manage.py, config/wsgi.py)",
+    "PARLA_MODEL_DIR": "the weights folder mounted at /models; no engine reads it yet",
+}
+
+
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _queues(command: list[str]) -> list[str]:
+    return command[command.index("--queues") + 1 :]
+
+
+def _dockerfile_instructions(path: Path) -> list[str]:
+    """Instructions with line continuations joined and comments dropped."""
+    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
+    return [part.strip() for part in re.split(r"(?<!\\)\n", "\n".join(lines).replace("\\\n", " "))]
+
+
+def test_compose_defines_services_with_healthchecks():
+    services = _compose()["services"]
+    assert {"postgres", "redis", "migrate", "web", "worker-cpu", "worker-gpu"} <= set(services)
+    for name in ("postgres", "redis", "web"):
+        assert services[name]["healthcheck"]["test"], name
+    assert services["migrate"]["command"][-2:] == ["migrate", "--noinput"]
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "8000:8000" in services["web"]["ports"]
+
+
+def test_compose_app_services_read_env_file():
+    services = _compose()["services"]
+    for name in ("migrate", "web", "worker-cpu", "worker-gpu"):
+        assert services[name]["env_file"] == "parla.env", name
+
+
+def test_compose_gpu_worker_is_in_gpu_profile_and_consumes_only_gpu_queue():
+    services = _compose()["services"]
+    gpu = services["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert _queues(gpu["command"]) == ["synthesis-gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert any("gpu" in device["capabilities"] for device in devices)
+    assert [name for name, svc in services.items() if "gpu" in svc.get("profiles", [])] == ["worker-gpu"]
+
+
+def test_compose_workers_cover_every_queue_once():
+    services = _compose()["services"]
+    cpu = _queues(services["worker-cpu"]["command"])
+    gpu = _queues(services["worker-gpu"]["command"])
+    assert cpu == ["synthesis-cpu", "exports", "default"]
+    assert sorted(cpu + gpu) == sorted(QUEUES)
+
+
+def test_dockerfiles_default_worker_cmds_match_compose_queues():
+    services = _compose()["services"]
+    for path, service in ((DOCKERFILES[0], "worker-cpu"), (DOCKERFILES[1], "worker-gpu")):
+        text = path.read_text().replace("\\\n", " ")
+        cmds = [yaml.safe_load(m) for m in re.findall(r"^CMD (\[.*rundramatiq.*\])$", text, re.M)]
+        assert [_queues(cmd) for cmd in cmds] == [_queues(services[service]["command"])], path.name
+
+
+def test_dockerfiles_copy_sources_exist():
+    for path in DOCKERFILES:
+        for instruction in _dockerfile_instructions(path):
+            if not instruction.startswith("COPY "):
+                continue
+            args = shlex.split(instruction)[1:]
+            if any(arg.startswith("--from=") for arg in args):
+                continue
+            sources = [arg for arg in args if not arg.startswith("--")][:-1]
+            assert sources, instruction
+            for source in sources:
+                assert (ROOT / source).exists(), f"{path.name}: COPY {source} is missing"
+
+
+def test_docker_manage_py_commands_exist():
+    commands = get_commands()
+    used = set()
+    for path in [*DOCKERFILES, COMPOSE, DOCKER / "README.md"]:
+        used |= set(re.findall(r"manage\.py[\"',]*\s+[\"']?([a-z_]+)", path.read_text()))
+    assert {"collectstatic", "migrate", "rundramatiq", "createtenant"} <= used
+    assert not used - set(commands), f"unknown management commands: {used - set(commands)}"
+
+
+def test_docker_env_vars_are_read_by_settings():
+    settings_text = "".join(p.read_text() for p in (ROOT / "config" / "settings").glob("*.py"))
+    names = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    for path in [*DOCKERFILES, COMPOSE]:
+        names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", path.read_text()))
+        names |= set(re.findall(r"^\s+([A-Z][A-Z0-9_]*)=", path.read_text(), re.M))  # ENV lines
+    checked = {name for name in names if name.startswith(CHECKED_PREFIXES)}
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "USE_S3"} <= checked
+    unread = {n for n in checked - set(NOT_IN_SETTINGS) if f'"{n}"' not in settings_text}
+    assert not unread, f"not read in config/settings: {sorted(unread)}"

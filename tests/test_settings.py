@@ -1,0 +1,53 @@
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _production_env(**overrides) -> dict[str, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "parla.example.com",
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_settings_pass_deploy_check():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=_production_env())
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY"), ("DATABASE_URL", "DATABASE_URL"), ("REDIS_URL", "REDIS_URL")],
+)
+def test_production_settings_fail_fast_without_required_variables(missing, message):
+    result = _manage("check", env=_production_env(**{missing: None}))
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_production_settings_refuse_debug():
+    result = _manage("check", env=_production_env(DJANGO_DEBUG="true"))
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG must be off" in result.stderr
