@@ -1,5 +1,6 @@
 """Static checks of docker/: what can be verified without a Docker engine."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -30,10 +31,14 @@ def _queues(command: list[str]) -> list[str]:
     return command[command.index("--queues") + 1 :]
 
 
+def _uncommented(path: Path) -> str:
+    lines = path.read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
 def _dockerfile_instructions(path: Path) -> list[str]:
-    """Instructions with line continuations joined and comments dropped."""
-    lines = [line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")]
-    return [part.strip() for part in re.split(r"(?<!\\)\n", "\n".join(lines).replace("\\\n", " "))]
+    """One string per instruction: comments dropped, line continuations joined."""
+    return [line.strip() for line in _uncommented(path).replace("\\\n", " ").splitlines()]
 
 
 def test_compose_defines_services_with_healthchecks():
@@ -59,7 +64,8 @@ def test_compose_gpu_worker_is_in_gpu_profile_and_consumes_only_gpu_queue():
     assert _queues(gpu["command"]) == ["synthesis-gpu"]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert any("gpu" in device["capabilities"] for device in devices)
-    assert [name for name, svc in services.items() if "gpu" in svc.get("profiles", [])] == ["worker-gpu"]
+    in_gpu_profile = [name for name, svc in services.items() if "gpu" in svc.get("profiles", [])]
+    assert in_gpu_profile == ["worker-gpu"]
 
 
 def test_compose_workers_cover_every_queue_once():
@@ -73,8 +79,8 @@ def test_compose_workers_cover_every_queue_once():
 def test_dockerfiles_default_worker_cmds_match_compose_queues():
     services = _compose()["services"]
     for path, service in ((DOCKERFILES[0], "worker-cpu"), (DOCKERFILES[1], "worker-gpu")):
-        text = path.read_text().replace("\\\n", " ")
-        cmds = [yaml.safe_load(m) for m in re.findall(r"^CMD (\[.*rundramatiq.*\])$", text, re.M)]
+        cmds = [json.loads(i[4:]) for i in _dockerfile_instructions(path) if i.startswith("CMD [")]
+        cmds = [cmd for cmd in cmds if "rundramatiq" in cmd]
         assert [_queues(cmd) for cmd in cmds] == [_queues(services[service]["command"])], path.name
 
 
@@ -92,11 +98,15 @@ def test_dockerfiles_copy_sources_exist():
                 assert (ROOT / source).exists(), f"{path.name}: COPY {source} is missing"
 
 
+# `python manage.py NAME` as shell words or as a JSON/YAML list ("python", "manage.py", "NAME").
+INVOCATION = r"python[\"',]*\s+[\"']?manage\.py[\"',]*\s+[\"']?([a-z_]+)"
+
+
 def test_docker_manage_py_commands_exist():
     commands = get_commands()
     used = set()
     for path in [*DOCKERFILES, COMPOSE, DOCKER / "README.md"]:
-        used |= set(re.findall(r"manage\.py[\"',]*\s+[\"']?([a-z_]+)", path.read_text()))
+        used |= set(re.findall(INVOCATION, _uncommented(path)))
     assert {"collectstatic", "migrate", "rundramatiq", "createtenant"} <= used
     assert not used - set(commands), f"unknown management commands: {used - set(commands)}"
 
@@ -106,7 +116,9 @@ def test_docker_env_vars_are_read_by_settings():
     names = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
     for path in [*DOCKERFILES, COMPOSE]:
         names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", path.read_text()))
-        names |= set(re.findall(r"^\s+([A-Z][A-Z0-9_]*)=", path.read_text(), re.M))  # ENV lines
+    for instruction in (i for path in DOCKERFILES for i in _dockerfile_instructions(path)):
+        if instruction.startswith(("ENV ", "RUN ")):  # ENV and RUN's inline assignments
+            names |= set(re.findall(r"(?:^|\s)([A-Z][A-Z0-9_]*)=", instruction[4:]))
     checked = {name for name in names if name.startswith(CHECKED_PREFIXES)}
     assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "USE_S3"} <= checked
     unread = {n for n in checked - set(NOT_IN_SETTINGS) if f'"{n}"' not in settings_text}

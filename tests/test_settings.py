@@ -51,3 +51,14 @@ def test_production_settings_refuse_debug():
 
     assert result.returncode != 0
     assert "DJANGO_DEBUG must be off" in result.stderr
+
+
+def test_readme_documents_every_environment_variable_the_settings_read():
+    import re
+
+    sources = "".join(p.read_text() for p in [*(ROOT / "config" / "settings").glob("*.py"), ROOT / "config" / "env.py"])
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', sources))
+    readme = (ROOT / "README.md").read_text()
+
+    assert len(read) > 20
+    assert sorted(name for name in read if f"`{name}`" not in readme) == []

@@ -197,6 +197,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Parla ------------------------------------------------------------------------------
+# Model weights an operator provides (XTTS, SpeechT5, MMS, Bark, extra Piper voices).
+PARLA_MODEL_DIR = Path(env("PARLA_MODEL_DIR", default=str(VAR_DIR / "models")))
 PARLA_DEFAULT_PLAN = env("PARLA_DEFAULT_PLAN", default="starter")
 # Keys are looked up by their visible prefix; the secret part is compared by hash.
 PARLA_API_KEY_PREFIX = "prl_"

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import DATABASES, EMBEDDED, env
+from .base import DATABASES, REDIS_URL, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -12,8 +12,10 @@ if DEBUG:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     raise ImproperlyConfigured("Production needs DATABASE_URL (PostgreSQL).")
-if EMBEDDED:
-    raise ImproperlyConfigured("Production needs REDIS_URL (or RABBITMQ_URL with REDIS_URL).")
+if not REDIS_URL:
+    # Redis holds the shared cache, rate-limit windows and stream chunks even when the
+    # broker is RabbitMQ.
+    raise ImproperlyConfigured("Production needs REDIS_URL.")
 
 PARLA_EMBEDDED_WORKER = False
 
