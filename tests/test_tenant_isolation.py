@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.forms.models import model_to_dict
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from tenants.api_base import TenantScopedMixin
 from tenants.models import ApiKey
@@ -25,13 +26,13 @@ def _walk(patterns, prefix=""):
         if isinstance(pattern, URLResolver):
             yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
         elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern.callback
+            yield prefix + str(pattern.pattern), pattern
 
 
 def _api_views():
-    for route, callback in _walk(get_resolver().url_patterns):
+    for route, pattern in _walk(get_resolver().url_patterns):
         if route.startswith(("api/", "^api/", "v1/")):
-            yield route, getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+            yield route, getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
 
 
 def test_every_api_view_derives_from_the_tenant_base_view():
@@ -124,22 +125,42 @@ def test_unscoped_query_scan_catches_a_violation():
 
 # --- Every route with a second tenant's key -------------------------------------------
 
+# Every API route that takes an object id, and how to make such an object for a tenant.
+# A new detail route fails test_every_detail_route_is_in_the_cross_tenant_walk until it
+# is listed here.
+OBJECT_FACTORIES = {
+    "api-key-detail": lambda tenant: ApiKeyFactory.create(tenant=tenant),
+}
+
+
+def _detail_route_names() -> set[str]:
+    return {
+        pattern.name
+        for route, pattern in _walk(get_resolver().url_patterns)
+        if route.startswith(("api/", "^api/", "v1/")) and "<" in route
+    }
+
+
+def test_every_detail_route_is_in_the_cross_tenant_walk():
+    assert _detail_route_names() == set(OBJECT_FACTORIES)
+
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("method", ["get", "patch", "put", "delete"])
-def test_keys_detail_of_other_tenant_is_404_like_a_missing_one(api_client_for, method):
+@pytest.mark.parametrize("route_name", sorted(OBJECT_FACTORIES))
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+def test_detail_routes_answer_another_tenants_object_like_a_missing_one(api_client_for, route_name, method):
     mine, theirs = TenantFactory(), TenantFactory()
-    their_key = ApiKeyFactory.create(tenant=theirs)
+    theirs_obj = OBJECT_FACTORIES[route_name](theirs)
+    before = model_to_dict(type(theirs_obj).objects.get(pk=theirs_obj.pk))
     client = api_client_for(mine)
 
-    foreign = getattr(client, method)(f"/api/v1/keys/{their_key.pk}", {}, format="json")
-    missing = getattr(client, method)("/api/v1/keys/987654321", {}, format="json")
+    foreign = getattr(client, method)(reverse(route_name, kwargs={"pk": theirs_obj.pk}), {}, format="json")
+    missing = getattr(client, method)(reverse(route_name, kwargs={"pk": 987654321}), {}, format="json")
 
     assert foreign.status_code == missing.status_code
     assert foreign.status_code in (404, 405)
     assert foreign.json() == missing.json()
-    their_key.refresh_from_db()
-    assert their_key.revoked_at is None
+    assert model_to_dict(type(theirs_obj).objects.get(pk=theirs_obj.pk)) == before
 
 
 @pytest.mark.django_db

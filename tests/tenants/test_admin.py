@@ -144,3 +144,22 @@ def test_admin_audit_events_are_read_only(admin_client):
     assert event.action == "api_key.created"
     assert change.status_code in (302, 403) and delete.status_code == 403
     assert admin_client.get("/admin/tenants/auditevent/?action=api_key.created").status_code == 200
+
+
+def test_admin_member_added_inline_is_audited(admin_client):
+    tenant = TenantFactory()
+    user = MembershipFactory().user
+
+    admin_client.post(
+        f"/admin/tenants/tenant/{tenant.pk}/change/",
+        {
+            "name": tenant.name, "slug": tenant.slug, "plan": tenant.plan.pk, "status": "active",
+            "time_zone": "UTC",
+            "membership-TOTAL_FORMS": 1, "membership-INITIAL_FORMS": 0,
+            "membership-0-user": user.pk, "membership-0-role": "admin",
+            "apikey-TOTAL_FORMS": 0, "apikey-INITIAL_FORMS": 0,
+        },
+    )
+
+    event = AuditEvent.objects.for_tenant(tenant).get(action="membership.created")
+    assert event.extra == {"user": user.username, "role": "admin"}
