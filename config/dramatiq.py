@@ -30,10 +30,11 @@ _MIDDLEWARE = [
 
 
 def dramatiq_broker_settings(*, redis_url: str, rabbitmq_url: str) -> dict[str, Any]:
-    if redis_url:
-        broker, options = "dramatiq.brokers.redis.RedisBroker", {"url": redis_url}
-    elif rabbitmq_url:
+    # RabbitMQ, when configured, carries the messages; Redis still holds cache and limits.
+    if rabbitmq_url:
         broker, options = "dramatiq.brokers.rabbitmq.RabbitmqBroker", {"url": rabbitmq_url}
+    elif redis_url:
+        broker, options = "dramatiq.brokers.redis.RedisBroker", {"url": redis_url}
     else:
         # Embedded mode: an in-memory broker served by a worker inside the web process.
         broker, options = "dramatiq.brokers.stub.StubBroker", {}

@@ -19,7 +19,6 @@ CHECKED_PREFIXES = ("DJANGO_", "PARLA_", "DATABASE_", "REDIS_", "AWS_", "USE_")
 # Variables with these prefixes that config/settings does not read, and why that is right.
 NOT_IN_SETTINGS = {
     "DJANGO_SETTINGS_MODULE": "read by Django itself (manage.py, config/wsgi.py)",
-    "PARLA_MODEL_DIR": "the weights folder mounted at /models; no engine reads it yet",
 }
 
 
