@@ -163,3 +163,13 @@ def test_admin_member_added_inline_is_audited(admin_client):
 
     event = AuditEvent.objects.for_tenant(tenant).get(action="membership.created")
     assert event.extra == {"user": user.username, "role": "admin"}
+
+
+def test_admin_login_is_rate_limited_per_address(client):
+    statuses = [
+        client.post("/admin/login/", {"username": "nobody", "password": "wrong"}).status_code
+        for _ in range(12)
+    ]
+
+    assert statuses[:10] == [200] * 10  # The form again, with an error.
+    assert statuses[10:] == [403, 403]
