@@ -69,6 +69,7 @@ def test_authentication_bad_key_is_401(presented):
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_api_key"
     assert set(response.json()) == {"code", "message", "extra"}
+    assert response["WWW-Authenticate"] == 'Bearer realm="parla"'
 
 
 def test_authentication_right_prefix_wrong_secret_is_401(tenant):
