@@ -39,6 +39,10 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     QUOTA_EXCEEDED = "quota_exceeded"
     CONCURRENCY_LIMIT = "concurrency_limit_exceeded"
+    INVALID_SSML = "invalid_ssml"
+    INVALID_TEXT = "invalid_text"
+    UNKNOWN_VOICE = "unknown_voice"
+    ENGINE_UNAVAILABLE = "engine_unavailable"
     SERVER_ERROR = "server_error"
 
 

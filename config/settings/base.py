@@ -199,6 +199,12 @@ SPECTACULAR_SETTINGS = {
 # --- Parla ------------------------------------------------------------------------------
 # Model weights an operator provides (XTTS, SpeechT5, MMS, Bark, extra Piper voices).
 PARLA_MODEL_DIR = Path(env("PARLA_MODEL_DIR", default=str(VAR_DIR / "models")))
+# Engines this installation offers. XTTS, SpeechT5, MMS and Bark need weights in
+# PARLA_MODEL_DIR (and the engines extra); Piper and Kokoro work out of the box.
+PARLA_ENGINES = env.list("PARLA_ENGINES", default=["piper", "kokoro"])
+PARLA_DEVICE = env("PARLA_DEVICE", default="auto")  # auto, cpu or cuda
+PARLA_ENGINE_THREADS = env.int("PARLA_ENGINE_THREADS", default=2)
+PARLA_LOADED_ENGINES_MAX = env.int("PARLA_LOADED_ENGINES_MAX", default=3)
 PARLA_DEFAULT_PLAN = env("PARLA_DEFAULT_PLAN", default="starter")
 # Keys are looked up by their visible prefix; the secret part is compared by hash.
 PARLA_API_KEY_PREFIX = "prl_"
