@@ -1,0 +1,114 @@
+"""The audio cache: an identical request returns stored audio without synthesis.
+
+Identical means the same tenant, voice, engine and model version (and speaker conditioning
+for cloned or matched voices), the same normalised segments (text, pauses, prosody,
+language) and every audio parameter. The key is a SHA-256 over a canonical JSON of those.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from synthesis.models import CachedAudio
+from synthesis.types import Segment
+
+logger = logging.getLogger(__name__)
+
+# Bump when the front-end or pipeline changes what the same input sounds like.
+CACHE_SCHEMA = 1
+
+
+def audio_cache_key(
+    *,
+    tenant_id: int,
+    voice_id: str,
+    engine: str,
+    model_version: str,
+    segments: Iterable[Segment],
+    audio_options: object,
+    conditioning_digest: str = "",
+) -> str:
+    payload = {
+        "schema": CACHE_SCHEMA,
+        "tenant": tenant_id,
+        "voice": voice_id,
+        "engine": engine,
+        "model_version": model_version,
+        "conditioning": conditioning_digest,
+        "segments": [dataclasses.asdict(segment) for segment in segments],
+        "audio": dataclasses.asdict(audio_options) if dataclasses.is_dataclass(audio_options) else audio_options,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _storage_path(tenant_id: int, key: str, extension: str) -> str:
+    return f"tenants/{tenant_id}/cache/{key[:2]}/{key}.{extension}"
+
+
+def cached_audio_get(*, tenant, key: str) -> CachedAudio | None:
+    """The stored entry, counted as a hit; None (and the stale row dropped) if its file is gone."""
+    entry = CachedAudio.objects.for_tenant(tenant).filter(key=key).first()
+    if entry is None:
+        return None
+    if not default_storage.exists(entry.storage_path):
+        CachedAudio.objects.for_tenant(tenant).filter(pk=entry.pk).delete()
+        logger.warning("cached_audio_get.file_missing", extra={"tenant_id": entry.tenant_id, "key": key})
+        return None
+    CachedAudio.objects.for_tenant(tenant).filter(pk=entry.pk).update(
+        hits=F("hits") + 1, last_hit_at=timezone.now()
+    )
+    return entry
+
+
+def cached_audio_read(*, entry: CachedAudio) -> bytes:
+    with default_storage.open(entry.storage_path, "rb") as handle:
+        return handle.read()
+
+
+def cached_audio_store(
+    *,
+    tenant,
+    key: str,
+    data: bytes,
+    extension: str,
+    voice_id: str,
+    engine: str,
+    model_version: str,
+    format: str,
+    content_type: str,
+    sample_rate: int,
+    duration_seconds: float,
+) -> CachedAudio:
+    """Store audio under its key. Concurrent stores of the same key keep one entry."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    path = _storage_path(tenant_id, key, extension)
+    # The path is deterministic, so a second writer overwrites identical bytes.
+    if default_storage.exists(path):
+        default_storage.delete(path)
+    saved_path = default_storage.save(path, ContentFile(data))
+    try:
+        with transaction.atomic():
+            return CachedAudio.objects.create(
+                tenant_id=tenant_id,
+                key=key,
+                storage_path=saved_path,
+                voice_id=voice_id,
+                engine=engine,
+                model_version=model_version,
+                format=format,
+                content_type=content_type,
+                sample_rate=sample_rate,
+                duration_seconds=duration_seconds,
+                size_bytes=len(data),
+            )
+    except IntegrityError:
+        return CachedAudio.objects.for_tenant(tenant_id).get(key=key)
