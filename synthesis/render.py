@@ -1,0 +1,230 @@
+"""Text or SSML in, encoded audio out: the library the synthesis workers call.
+
+    request = RenderRequest(voice_id="piper:en_US-joe-medium", text="Hello!", audio=AudioOptions())
+    result = render(tenant=tenant, request=request)          # bytes, cached when identical
+    stream = render_stream(request)                           # encoded bytes, sentence by sentence
+
+The front-end turns the input into segments; the voice's engine (loaded once per process)
+synthesises one chunk per segment; SSML prosody and pauses are applied per segment; the
+pipeline applies speed, pitch, loudness and the output format.
+"""
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthesis.audio import (
+    AudioOptions,
+    ChunkProcessor,
+    StreamEncoder,
+    apply_segment_prosody,
+    content_type,
+    encode,
+    process,
+    silence,
+)
+from synthesis.cache import audio_cache_key, cached_audio_get, cached_audio_read, cached_audio_store
+from synthesis.engines.base import Engine, SynthesisRequest, VoiceInfo
+from synthesis.engines.registry import catalog_voice_get, loaded_engine
+from synthesis.text import PreparedText, prepare
+from synthesis.types import AudioChunk, Prosody, Segment
+
+logger = logging.getLogger(__name__)
+
+# Silence between sentences when the text itself asks for no pause.
+DEFAULT_SENTENCE_SILENCE_MS = 250
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    voice_id: str  # "<engine>:<voice>" from the catalog
+    text: str | None = None
+    ssml: str | None = None
+    normalize: bool = True
+    language: str = "en"
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    sentence_silence_ms: int = DEFAULT_SENTENCE_SILENCE_MS
+    # Cloned or matched voices: stored conditioning and a digest of it for the cache key.
+    conditioning_path: Path | None = None
+    conditioning_digest: str = ""
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    data: bytes
+    content_type: str
+    sample_rate: int
+    duration_seconds: float
+    billed_characters: int
+    engine: str
+    model_version: str
+    cache_hit: bool
+    cache_key: str = ""
+    synthesis_seconds: float = 0.0
+
+
+def _plan(request: RenderRequest) -> tuple[VoiceInfo, Engine, PreparedText]:
+    """Validate the input and find the voice before any synthesis starts."""
+    voice = catalog_voice_get(request.voice_id)
+    prepared = prepare(text=request.text, ssml=request.ssml, normalize=request.normalize, language=request.language)
+    return voice, loaded_engine(voice.engine), prepared
+
+
+def _engine_request(request: RenderRequest, voice: VoiceInfo, engine: Engine) -> SynthesisRequest:
+    native = engine.info.native_speed
+    return SynthesisRequest(
+        voice=voice.name,
+        speed=request.audio.speed if native else 1.0,
+        conditioning_path=request.conditioning_path,
+    )
+
+
+def synthesize_chunks(
+    engine: Engine, segments: Iterable[Segment], engine_request: SynthesisRequest, *, sentence_silence_ms: int
+) -> Iterator[AudioChunk]:
+    """One chunk per segment with SSML prosody applied and its following pause appended."""
+    pulled: deque[Segment] = deque()
+
+    def feed() -> Iterator[Segment]:
+        for segment in segments:
+            pulled.append(segment)
+            yield segment
+
+    # Look one segment ahead so the last one gets no trailing sentence gap.
+    chunks = engine.synthesize(feed(), engine_request)
+    current = next(chunks, None)
+    while current is not None:
+        segment = pulled.popleft()
+        following = next(chunks, None)
+        samples = current.samples
+        if segment.prosody != Prosody():
+            samples = apply_segment_prosody(
+                samples,
+                current.sample_rate,
+                rate=segment.prosody.rate,
+                pitch_semitones=segment.prosody.pitch_semitones,
+                volume_db=segment.prosody.volume_db,
+            )
+        pause = segment.pause_after_ms or (sentence_silence_ms if following is not None else 0)
+        if pause:
+            samples = np.concatenate([samples, silence(pause, current.sample_rate)])
+        yield AudioChunk(samples=samples.astype(np.float32, copy=False), sample_rate=current.sample_rate)
+        current = following
+
+
+def render(*, tenant, request: RenderRequest, use_cache: bool = True) -> RenderResult:
+    voice, engine, prepared = _plan(request)
+    segments = list(prepared.segments)  # The cache key needs the normalised text.
+    model_version = engine.model_version_for(voice.name)
+    key = audio_cache_key(
+        tenant_id=getattr(tenant, "pk", tenant),
+        voice_id=voice.id,
+        engine=engine.name,
+        model_version=model_version,
+        segments=segments,
+        audio_options={"options": request.audio, "sentence_silence_ms": request.sentence_silence_ms},
+        conditioning_digest=request.conditioning_digest,
+    )
+    if use_cache and (entry := cached_audio_get(tenant=tenant, key=key)) is not None:
+        return RenderResult(
+            data=cached_audio_read(entry=entry),
+            content_type=entry.content_type,
+            sample_rate=entry.sample_rate,
+            duration_seconds=entry.duration_seconds,
+            billed_characters=prepared.billed_characters,
+            engine=engine.name,
+            model_version=model_version,
+            cache_hit=True,
+            cache_key=key,
+        )
+
+    started = time.perf_counter()
+    engine_request = _engine_request(request, voice, engine)
+    chunks = list(
+        synthesize_chunks(engine, segments, engine_request, sentence_silence_ms=request.sentence_silence_ms)
+    )
+    sample_rate = chunks[0].sample_rate if chunks else engine.info.sample_rate
+    samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
+    processed, output_rate = process(samples, sample_rate, request.audio, apply_speed=not engine.info.native_speed)
+    data = encode(processed, output_rate, request.audio)
+    duration = len(processed) / output_rate if output_rate else 0.0
+    synthesis_seconds = time.perf_counter() - started
+    mime = content_type(request.audio.format, sample_rate=output_rate, channels=request.audio.channels)
+    if use_cache:
+        cached_audio_store(
+            tenant=tenant,
+            key=key,
+            data=data,
+            extension=request.audio.file_extension,
+            voice_id=voice.id,
+            engine=engine.name,
+            model_version=model_version,
+            format=request.audio.format,
+            content_type=mime,
+            sample_rate=output_rate,
+            duration_seconds=duration,
+        )
+    return RenderResult(
+        data=data,
+        content_type=mime,
+        sample_rate=output_rate,
+        duration_seconds=duration,
+        billed_characters=prepared.billed_characters,
+        engine=engine.name,
+        model_version=model_version,
+        cache_hit=False,
+        cache_key=key,
+        synthesis_seconds=synthesis_seconds,
+    )
+
+
+@dataclass
+class StreamRender:
+    content_type: str
+    sample_rate: int
+    billed_characters: int
+    engine: str
+    chunks: Iterator[bytes]
+
+
+def render_stream(request: RenderRequest) -> StreamRender:
+    """Validate everything now; the returned iterator synthesises and encodes lazily.
+
+    The first bytes (a WAV header at once; lossy formats after the first sentence) are
+    available as soon as the first segment is synthesised.
+    """
+    voice, engine, prepared = _plan(request)
+    engine_request = _engine_request(request, voice, engine)
+    input_rate = voice.sample_rate or engine.info.sample_rate
+    encoder = StreamEncoder(request.audio, input_rate)
+
+    def generate() -> Iterator[bytes]:
+        processor = ChunkProcessor(request.audio, input_rate, apply_speed=not engine.info.native_speed)
+        try:
+            for chunk in synthesize_chunks(
+                engine, prepared.segments, engine_request, sentence_silence_ms=request.sentence_silence_ms
+            ):
+                data = encoder.feed(processor.process(chunk.samples))
+                if data:
+                    yield data
+            tail = encoder.feed(processor.finish()) + encoder.finish()
+            if tail:
+                yield tail
+        finally:
+            encoder.close()
+
+    return StreamRender(
+        content_type=encoder.content_type,
+        sample_rate=encoder.sample_rate,
+        billed_characters=prepared.billed_characters,
+        engine=engine.name,
+        chunks=generate(),
+    )
+
+
+__all__ = ["RenderRequest", "RenderResult", "StreamRender", "render", "render_stream", "synthesize_chunks"]
