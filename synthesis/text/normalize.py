@@ -148,6 +148,13 @@ _ALWAYS = {
     "Capt.": "Captain",
     "Sgt.": "Sergeant",
     "Lt.": "Lieutenant",
+    "Gen.": "General",
+    "Col.": "Colonel",
+    "Maj.": "Major",
+    "Cpl.": "Corporal",
+    "Pres.": "President",
+    "Rep.": "Representative",
+    "Hon.": "Honorable",
     "Gov.": "Governor",
     "Sen.": "Senator",
     "Rev.": "Reverend",
@@ -174,6 +181,16 @@ _TERMINAL = {
     "Ste.": "Suite",
     "Jr.": "Junior",
     "Sr.": "Senior",
+    # Weekdays ("Sun." is left alone: it is as likely the star at a sentence end).
+    "Mon.": "Monday",
+    "Tue.": "Tuesday",
+    "Tues.": "Tuesday",
+    "Wed.": "Wednesday",
+    "Thu.": "Thursday",
+    "Thur.": "Thursday",
+    "Thurs.": "Thursday",
+    "Fri.": "Friday",
+    "Sat.": "Saturday",
 }
 _BEFORE_NUMBER = {
     "No.": "number",
@@ -245,7 +262,7 @@ _ISO_DATE = re.compile(
 )
 _NUMERIC_DATE = re.compile(
     r"(?<![\w/.-])(?P<a>[0-9]{1,2})(?P<sep>[/.-])(?P<b>[0-9]{1,2})(?P=sep)(?P<y>[0-9]{4}|[0-9]{2})"
-    r"(?![\w/.-]|\.[0-9])"
+    r"(?![\w/-]|\.[0-9])"
 )
 _DATE_YEAR = r"(?:,?\s+(?P<y>[12][0-9]{3})(?![0-9]))?"
 _MONTH_FIRST = re.compile(rf"\b{_MONTH}\s+(?P<d>[0-9]{{1,2}})(?:st|nd|rd|th)?(?![0-9]){_DATE_YEAR}")
@@ -386,6 +403,7 @@ _UNITS = {
     "mm": ("millimeter", "millimeters"),
     "m": ("meter", "meters"),
     "ft": ("foot", "feet"),
+    "mi": ("mile", "miles"),
     "kg": ("kilogram", "kilograms"),
     "mg": ("milligram", "milligrams"),
     "g": ("gram", "grams"),
@@ -416,6 +434,8 @@ _UNITS = {
     "ml": ("milliliter", "milliliters"),
     "mL": ("milliliter", "milliliters"),
     "L": ("liter", "liters"),
+    "tbsp": ("tablespoon", "tablespoons"),
+    "tsp": ("teaspoon", "teaspoons"),
 }
 _UNIT = re.compile(
     rf"(?<![\w./])(?P<num>-?{_NUM})\s?(?P<unit>"

@@ -167,8 +167,16 @@ SYMBOLS = [
     ("**bold** and _italic_", "bold and italic"),
     ("#python rocks", "hashtag python rocks"),
 ]
+# Found by the quality benchmark (bench/quality.py).
+BENCHMARK_FINDINGS = [
+    ("They arrived on 05/06/2022.", "They arrived on May sixth, twenty twenty-two."),
+    ("Gen. Grant won.", "General Grant won."),
+    ("Open Mon. to Fri., 8 am to 6 pm.", "Open Monday to Friday, eight a m to six p m."),
+    ("He drove 150 mi today.", "He drove one hundred fifty miles today."),
+    ("Add 3 tbsp of butter.", "Add three tablespoons of butter."),
+]
 CASES = (
-    CARDINALS + ORDINALS + DECIMALS + FRACTIONS + PERCENTAGES + CURRENCY + DATES + TIMES + YEARS
+    BENCHMARK_FINDINGS + CARDINALS + ORDINALS + DECIMALS + FRACTIONS + PERCENTAGES + CURRENCY + DATES + TIMES + YEARS
     + PHONES + UNITS + ABBREVIATIONS + ADDRESSES + SYMBOLS
 )  # fmt: skip
 
