@@ -30,7 +30,7 @@ from synthesis.audio import (
 )
 from synthesis.cache import audio_cache_key, cached_audio_get, cached_audio_read, cached_audio_store
 from synthesis.engines.base import Engine, SynthesisRequest, VoiceInfo
-from synthesis.engines.registry import catalog_voice_get, loaded_engine
+from synthesis.engines.registry import catalog_voice_get, engine_get, loaded_engine
 from synthesis.text import PreparedText, prepare
 from synthesis.types import AudioChunk, Prosody, Segment
 
@@ -42,7 +42,9 @@ DEFAULT_SENTENCE_SILENCE_MS = 250
 
 @dataclass(frozen=True)
 class RenderRequest:
-    voice_id: str  # "<engine>:<voice>" from the catalog
+    # "<engine>:<voice>" from the catalog; for a cloned or matched voice "<engine>:<profile>"
+    # together with its conditioning_path.
+    voice_id: str
     text: str | None = None
     ssml: str | None = None
     normalize: bool = True
@@ -68,9 +70,25 @@ class RenderResult:
     synthesis_seconds: float = 0.0
 
 
+def _voice(request: RenderRequest) -> VoiceInfo:
+    """A catalog voice, or for cloned/matched voices the engine's own description of one."""
+    if request.conditioning_path is None:
+        return catalog_voice_get(request.voice_id)
+    engine_name, _, name = request.voice_id.partition(":")
+    info = engine_get(engine_name).info
+    return VoiceInfo(
+        id=request.voice_id,
+        engine=engine_name,
+        name=name,
+        language=request.language,
+        licence=info.licence,
+        sample_rate=info.sample_rate,
+    )
+
+
 def _plan(request: RenderRequest) -> tuple[VoiceInfo, Engine, PreparedText]:
     """Validate the input and find the voice before any synthesis starts."""
-    voice = catalog_voice_get(request.voice_id)
+    voice = _voice(request)
     prepared = prepare(text=request.text, ssml=request.ssml, normalize=request.normalize, language=request.language)
     return voice, loaded_engine(voice.engine), prepared
 

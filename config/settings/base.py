@@ -5,6 +5,7 @@ var/media/, a local-memory cache and a Dramatiq worker inside the web process on
 in-memory broker. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 """
 
+import os
 from pathlib import Path
 
 from config.env import BASE_DIR, env
@@ -197,6 +198,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Parla ------------------------------------------------------------------------------
+# Weights come only from PARLA_MODEL_DIR: the Hugging Face libraries must never try a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Model weights an operator provides (XTTS, SpeechT5, MMS, Bark, extra Piper voices).
 PARLA_MODEL_DIR = Path(env("PARLA_MODEL_DIR", default=str(VAR_DIR / "models")))
 # Engines this installation offers. XTTS, SpeechT5, MMS and Bark need weights in

@@ -118,3 +118,35 @@ def test_render_stream_concatenation_decodes_to_full_audio():
     samples, rate = _decode(data)
 
     assert len(samples) / rate > 1.5
+
+
+@pytest.fixture
+def tiny_xtts_enabled(settings, tmp_path):
+    from synthesis.engines import registry
+    from tests.synthesis import tiny_models
+
+    tiny_models.build_xtts(tmp_path)
+    settings.PARLA_MODEL_DIR = tmp_path
+    settings.PARLA_ENGINES = ["piper", "xtts"]
+    registry.reset_engines()
+    yield tmp_path
+    registry.reset_engines()
+
+
+def test_render_cloned_voice_through_the_registry_with_stored_conditioning(tiny_xtts_enabled, tmp_path):
+    """A tiny random-weight XTTS stands in for the real weights (no hub here): noise, right shape."""
+    from synthesis.engines.registry import loaded_engine
+    from tests.synthesis import tiny_models
+
+    xtts = loaded_engine("xtts")
+    reference = tiny_models.write_reference_wav(tmp_path / "ref.wav", seconds=3.0, pitch=160.0)
+    conditioning = tmp_path / "voice.pth"
+    xtts.save_conditioning(xtts.compute_conditioning([reference]), conditioning)
+    request = RenderRequest(voice_id="xtts:narrator", text="Hello there.", conditioning_path=conditioning,
+                            conditioning_digest="c1", audio=AudioOptions(format="wav"))
+
+    result = render(tenant=TenantFactory(), request=request)
+    samples, rate = _decode(result.data)
+
+    assert (result.engine, rate) == ("xtts", 24000)
+    assert len(samples) > 0 and np.isfinite(samples).all()
