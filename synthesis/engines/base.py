@@ -106,6 +106,27 @@ class Engine(ABC):
 
     # Helpers for subclasses -------------------------------------------------------------
 
+    def catalog_voice(
+        self,
+        name: str,
+        *,
+        language: str,
+        licence: Licence,
+        description: str = "",
+        gender: str = "",
+        sample_rate: int = 0,
+    ) -> VoiceInfo:
+        return VoiceInfo(
+            id=f"{self.name}:{name}",
+            engine=self.name,
+            name=name,
+            language=language,
+            licence=licence,
+            gender=gender,
+            description=description,
+            sample_rate=sample_rate,
+        )
+
     def require_dir(self, path: Path, what: str = "model") -> Path:
         if not path.is_dir():
             raise EngineUnavailable(

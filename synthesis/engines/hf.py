@@ -168,10 +168,8 @@ class SpeechT5Engine(TorchEngine):
 
     def voices(self) -> list[VoiceInfo]:
         return [
-            VoiceInfo(
-                id=f"{self.name}:{name}",
-                engine=self.name,
-                name=name,
+            self.catalog_voice(
+                name,
                 language="en-US",
                 licence=MIT,
                 description=f"SpeechT5 speaker {name}",
@@ -286,10 +284,8 @@ class MmsEngine(TorchEngine):
 
     def voices(self) -> list[VoiceInfo]:
         return [
-            VoiceInfo(
-                id=f"{self.name}:{name}",
-                engine=self.name,
-                name=name,
+            self.catalog_voice(
+                name,
                 language=mms_language(name),
                 licence=CC_BY_NC,
                 description=f"MMS-TTS {name} (non-commercial)",
@@ -412,10 +408,8 @@ class BarkEngine(TorchEngine):
             # Suno names presets "en_speaker_6", "v2/de_speaker_3"...
             prefix = name.removeprefix("v2-").split("_")[0].lower()
             out.append(
-                VoiceInfo(
-                    id=f"{self.name}:{name}",
-                    engine=self.name,
-                    name=name,
+                self.catalog_voice(
+                    name,
                     language=prefix if prefix in BARK_LANGUAGES else "en",
                     licence=MIT,
                     description=f"Bark preset {name}",

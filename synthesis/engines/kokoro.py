@@ -77,10 +77,8 @@ class KokoroEngine(Engine):
         if not _installed():
             return []
         return [
-            VoiceInfo(
-                id=f"{self.name}:{name}",
-                engine=self.name,
-                name=name,
+            self.catalog_voice(
+                name,
                 language="en-US",
                 licence=APACHE,
                 gender=gender,

@@ -90,10 +90,8 @@ class PiperEngine(Engine):
             config = json.loads(config_path.read_text())
             code = config.get("language", {}).get("code") or config.get("espeak", {}).get("voice", "en")
             out.append(
-                VoiceInfo(
-                    id=f"{self.name}:{name}",
-                    engine=self.name,
-                    name=name,
+                self.catalog_voice(
+                    name,
                     language=code.replace("_", "-"),
                     licence=licence,
                     description=f"Piper voice {name} ({config.get('audio', {}).get('quality', 'medium')})",

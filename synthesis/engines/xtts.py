@@ -98,10 +98,8 @@ class XttsEngine(TorchEngine):
 
     def voices(self) -> list[VoiceInfo]:
         return [
-            VoiceInfo(
-                id=f"{self.name}:{slug}",
-                engine=self.name,
-                name=slug,
+            self.catalog_voice(
+                slug,
                 language="en",
                 licence=CPML,
                 description=f"XTTS-v2 studio speaker {original} (all {len(LANGUAGES)} languages)",

@@ -546,8 +546,17 @@ def _year(match: re.Match[str]) -> str:
 
 
 _NUMBER = re.compile(rf"(?:(?<![\w)\]])(?P<sign>-))?(?<![\w.])(?P<num>{_NUM})")
+# Numbers that name something rather than count it are read in pairs ("Room twelve oh four").
+_IDENTIFIER = re.compile(
+    r"\b(?P<noun>(?:[Rr]oom|[Ff]light|[Gg]ate|[Ss]uite|[Pp]latform|[Rr]oute|[Bb]us|[Tt]rack|"
+    r"[Hh]ighway|[Ii]nterstate|[Cc]hannel|[Ee]xit|[Ff]loor|[Uu]nit))\s+(?P<num>[1-9][0-9]{2,3})(?![\w.,]?[0-9])"
+)
 _LEADING_POINT = re.compile(r"(?<![\w.])\.(?P<frac>[0-9]+)")
 _DIGIT_RUN = re.compile(r"[0-9]+")
+
+
+def _identifier(match: re.Match[str]) -> str:
+    return f"{match['noun']} {words.identifier(match['num'])}"
 
 
 def _number(match: re.Match[str]) -> str:
@@ -643,6 +652,7 @@ _NUMBER_RULES = [
     _rule(_ORDINAL, _ordinal),
     _rule(_FRACTION, _fraction),
     _rule(_DOTTED, _dotted),
+    _rule(_IDENTIFIER, _identifier),
     _rule(_YEAR, _year),
     _rule(_NUMBER, _number),
     _rule(_LEADING_POINT, _leading_point),

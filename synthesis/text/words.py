@@ -188,6 +188,18 @@ def _digit_groups(run: str) -> list[str]:
     return [*_digit_groups(run[:head]), run[head:]] if head > 0 else [run]
 
 
+def identifier(text: str) -> str:
+    """Room, flight and gate numbers as people say them: 447 "four forty-seven",
+    1204 "twelve oh four", 1200 "twelve hundred"."""
+    if len(text) not in (3, 4) or not text.isdigit() or text[0] == "0":
+        return integer(text)
+    head, tail = text[:-2], text[-2:]
+    if tail == "00":
+        return f"{cardinal(int(head))} hundred"
+    tail_words = f"oh {cardinal(int(tail[1]))}" if tail[0] == "0" else cardinal(int(tail))
+    return f"{cardinal(int(head))} {tail_words}"
+
+
 def telephone(text: str) -> str:
     """Digits one by one, groups separated by commas so engines pause between them."""
     groups = [group for run in _DIGITS.findall(text) for group in _digit_groups(run)]

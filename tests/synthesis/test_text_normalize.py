@@ -10,7 +10,7 @@ CARDINALS = [
     ("I have 42 apples", "I have forty-two apples"),
     ("-42 is negative", "minus forty-two is negative"),
     ("a drop to -3", "a drop to minus three"),
-    ("Room 101", "Room one hundred one"),
+    ("Room 101", "Room one oh one"),
     ("Agent 007", "Agent zero zero seven"),
     ("1,2,3", "one, two, three"),
     ("4K video", "four K video"),
@@ -174,6 +174,11 @@ BENCHMARK_FINDINGS = [
     ("Open Mon. to Fri., 8 am to 6 pm.", "Open Monday to Friday, eight a m to six p m."),
     ("He drove 150 mi today.", "He drove one hundred fifty miles today."),
     ("Add 3 tbsp of butter.", "Add three tablespoons of butter."),
+    ("Room 1204 is free.", "Room twelve oh four is free."),
+    ("Flight 447 landed.", "Flight four forty-seven landed."),
+    ("Gate 1200 is closed.", "Gate twelve hundred is closed."),
+    ("Bus 12 is late.", "Bus twelve is late."),
+    ("The room 1204.5 is odd.", "The room one thousand two hundred four point five is odd."),
 ]
 CASES = (
     BENCHMARK_FINDINGS + CARDINALS + ORDINALS + DECIMALS + FRACTIONS + PERCENTAGES + CURRENCY + DATES + TIMES + YEARS
