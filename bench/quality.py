@@ -1,7 +1,8 @@
 """Quality of the default voice: word error rate (Whisper) and DNSMOS, raw Piper vs Parla.
 
-    .venv/bin/python bench/quality.py            # both sentence sets, about 5 minutes on 2 cores
-    .venv/bin/python bench/quality.py --limit 10 # a quick look
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/quality.py                       # both sets, 3 takes: about 40 minutes on 2 cores
+    .venv/bin/python bench/quality.py --takes 1 --limit 10  # a quick look
 
 The numbers set is scored against its spoken form (numbers.spoken.txt: what a listener should
 hear), the plain set against the sentences themselves. "raw Piper" synthesises the written sentence as it is (Piper's own espeak-ng reads digits its
@@ -76,14 +77,19 @@ def canonical(normalised: str) -> str:
     return _MERIDIEM.sub(r"\1m", _CLOCK_GROUPS.sub(r"\1\2", normalised))
 
 
-def evaluate(sentences: list[str], spoken: list[str], synthesize, whisper: WhisperModel, normalizer) -> dict:
+def evaluate(
+    sentences: list[str], spoken: list[str], synthesize, whisper: WhisperModel, normalizer, takes: int
+) -> dict:
     references, hypotheses, mos = [], [], []
-    for sentence, reference in zip(sentences, spoken, strict=True):
-        audio = synthesize(sentence)
-        segments, _ = whisper.transcribe(audio, language="en", beam_size=5)
-        hypotheses.append(canonical(normalizer(" ".join(s.text for s in segments))))
-        references.append(canonical(normalizer(reference)))
-        mos.append(dnsmos.run(audio, RATE)["ovrl_mos"])
+    # Piper samples its durations and noise, so one take per sentence swings the corpus WER
+    # by about two points; each sentence is synthesised `takes` times and all are scored.
+    for _take in range(takes):
+        for sentence, reference in zip(sentences, spoken, strict=True):
+            audio = synthesize(sentence)
+            segments, _ = whisper.transcribe(audio, language="en", beam_size=5)
+            hypotheses.append(canonical(normalizer(" ".join(s.text for s in segments))))
+            references.append(canonical(normalizer(reference)))
+            mos.append(dnsmos.run(audio, RATE)["ovrl_mos"])
     return {
         "wer": jiwer.wer(references, hypotheses),
         "dnsmos_ovrl": float(np.mean(mos)),
@@ -95,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=0, help="sentences per set (0 = all)")
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--takes", type=int, default=3, help="syntheses scored per sentence")
     parser.add_argument("--sets", nargs="+", default=["harvard", "numbers"], choices=["harvard", "numbers"])
     args = parser.parse_args()
 
@@ -111,10 +118,11 @@ def main() -> None:
             sentences, spoken = sentences[: args.limit], spoken[: args.limit]
         results[name] = {
             "sentences": len(sentences),
-            "raw_piper": evaluate(sentences, spoken, raw_piper, whisper, normalizer),
-            "parla": evaluate(sentences, spoken, parla, whisper, normalizer),
+            "raw_piper": evaluate(sentences, spoken, raw_piper, whisper, normalizer, args.takes),
+            "parla": evaluate(sentences, spoken, parla, whisper, normalizer, args.takes),
         }
 
+    print(f"{args.takes} take(s) per sentence.\n")
     print("| set | sentences | WER raw Piper | WER Parla | DNSMOS raw Piper | DNSMOS Parla |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, row in results.items():

@@ -1,13 +1,14 @@
 """Speed of each engine and pipeline step per 1,000 characters, and a worker's memory.
 
-    .venv/bin/python bench/speed.py              # about 2 minutes on 2 cores
+    .venv/bin/python bench/speed.py              # about 3 minutes on 2 cores
     .venv/bin/python bench/speed.py --repeat 5
 
 Each figure is the median of --repeat runs after one warm-up, on a 1,000-character English
 text (Harvard sentences). Real-time factor = processing seconds / audio seconds (lower is
-faster; 0.1 means ten times faster than real time). Memory: the peak resident set of a fresh
-process that loads the default engine and synthesises the text, as the kernel reports it
-(`ru_maxrss`), next to the same process that only imports Django (the baseline).
+faster; 0.1 means ten times faster than real time). Memory: the peak resident set (VmHWM) of a
+fresh process that loads the default engine and synthesises the text, next to the same process
+that only sets up Django (the baseline). (`ru_maxrss` would carry over the parent's peak across
+fork and exec.)
 """
 
 import argparse
@@ -57,10 +58,11 @@ def median_seconds(fn, repeat: int) -> float:
 
 def memory_mb(code: str) -> float:
     script = (
-        "import os, resource, sys; sys.path.insert(0, %r); "
+        "import os, sys; sys.path.insert(0, %r); "
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.local'); "
         "import django; django.setup(); %s; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)" % (str(ROOT), code)
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+        % (str(ROOT), code)
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
