@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
         "/admin/tenants/apikey/add/",
         "/admin/tenants/auditevent/",
         "/admin/tenants/user/",
+        "/admin/synthesis/cachedaudio/",
     ],
 )
 def test_admin_pages_load_for_an_operator(admin_client, url):
