@@ -43,6 +43,12 @@ class ErrorCode(StrEnum):
     INVALID_TEXT = "invalid_text"
     UNKNOWN_VOICE = "unknown_voice"
     ENGINE_UNAVAILABLE = "engine_unavailable"
+    UNSUPPORTED_AUDIO = "unsupported_audio"
+    AUDIO_TOO_LARGE = "audio_too_large"
+    AUDIO_CORRUPT = "audio_corrupt"
+    AUDIO_TOO_SHORT = "audio_too_short"
+    AUDIO_TOO_LONG = "audio_too_long"
+    PLAN_LIMIT = "plan_limit_reached"
     SERVER_ERROR = "server_error"
 
 

@@ -1,0 +1,44 @@
+"""Errors of reference uploads. Each has its own stable code; none stores anything."""
+
+from rest_framework import status
+
+from tenants.errors import ApplicationError, ErrorCode
+
+
+class ReferenceRejected(ApplicationError):
+    """Base of every refused reference recording. `extra` names the file and the measure."""
+
+    status = status.HTTP_400_BAD_REQUEST
+
+
+class UnsupportedAudio(ReferenceRejected):
+    """Not audio in a supported container (HTML, archives, text, images, unknown)."""
+
+    code = ErrorCode.UNSUPPORTED_AUDIO
+    status = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+
+class AudioTooLarge(ReferenceRejected):
+    code = ErrorCode.AUDIO_TOO_LARGE
+    status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+class AudioCorrupt(ReferenceRejected):
+    """Truncated, undecodable, or a header that claims far more audio than the file holds."""
+
+    code = ErrorCode.AUDIO_CORRUPT
+
+
+class AudioTooShort(ReferenceRejected):
+    code = ErrorCode.AUDIO_TOO_SHORT
+
+
+class AudioTooLong(ReferenceRejected):
+    code = ErrorCode.AUDIO_TOO_LONG
+
+
+class PlanLimitReached(ApplicationError):
+    """A plan limit on voices, cloned voices or references per voice."""
+
+    code = ErrorCode.PLAN_LIMIT
+    status = status.HTTP_403_FORBIDDEN
