@@ -31,6 +31,9 @@ class Plan(models.Model):
     cloned_voices = models.PositiveIntegerField(help_text="Cloned or matched voices per tenant.")
     batch_items = models.PositiveIntegerField(help_text="Items in one batch.")
     upload_bytes = models.PositiveBigIntegerField(help_text="Largest reference upload.")
+    references_per_voice = models.PositiveIntegerField(
+        default=5, help_text="Reference recordings per voice."
+    )
     request_characters = models.PositiveIntegerField(
         default=100_000, help_text="Longest text accepted in one request."
     )
@@ -50,6 +53,7 @@ class Plan(models.Model):
         "cloned_voices",
         "batch_items",
         "upload_bytes",
+        "references_per_voice",
         "request_characters",
     )
 

@@ -12,6 +12,7 @@ from tenants.api_base import TenantScopedMixin
 from tenants.models import ApiKey
 from tenants.scoping import TenantOwnedModel
 from tests.tenants.factories import ApiKeyFactory, TenantFactory
+from tests.voices.factories import VoiceProfileFactory, VoiceReferenceFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 TENANT_APPS = ["voices", "synthesis", "batches", "analytics"]
@@ -125,12 +126,31 @@ def test_unscoped_query_scan_catches_a_violation():
 
 # --- Every route with a second tenant's key -------------------------------------------
 
-# Every API route that takes an object id, and how to make such an object for a tenant.
-# A new detail route fails test_every_detail_route_is_in_the_cross_tenant_walk until it
-# is listed here.
+# Every API route that takes an object id: how to make such an object for a tenant, and the
+# URL arguments that point at it. A new detail route fails
+# test_every_detail_route_is_in_the_cross_tenant_walk until it is listed here.
+def _api_key(tenant):
+    api_key = ApiKeyFactory.create(tenant=tenant)
+    return api_key, {"pk": api_key.pk}
+
+
+def _voice(tenant):
+    profile = VoiceProfileFactory(tenant=tenant)
+    return profile, {"pk": profile.pk}
+
+
+def _reference(tenant):
+    reference = VoiceReferenceFactory(profile__tenant=tenant)
+    return reference, {"pk": reference.profile_id, "reference_id": reference.pk}
+
+
 OBJECT_FACTORIES = {
-    "api-key-detail": lambda tenant: ApiKeyFactory.create(tenant=tenant),
+    "api-key-detail": _api_key,
+    "voice-detail": _voice,
+    "voice-references": _voice,
+    "voice-reference-delete": _reference,
 }
+MISSING = 987654321
 
 
 def _detail_route_names() -> set[str]:
@@ -147,15 +167,16 @@ def test_every_detail_route_is_in_the_cross_tenant_walk():
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("route_name", sorted(OBJECT_FACTORIES))
-@pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete", "post"])
 def test_detail_routes_answer_another_tenants_object_like_a_missing_one(api_client_for, route_name, method):
     mine, theirs = TenantFactory(), TenantFactory()
-    theirs_obj = OBJECT_FACTORIES[route_name](theirs)
+    theirs_obj, kwargs = OBJECT_FACTORIES[route_name](theirs)
     before = model_to_dict(type(theirs_obj).objects.get(pk=theirs_obj.pk))
+    missing_kwargs = {name: MISSING for name in kwargs}
     client = api_client_for(mine)
 
-    foreign = getattr(client, method)(reverse(route_name, kwargs={"pk": theirs_obj.pk}), {}, format="json")
-    missing = getattr(client, method)(reverse(route_name, kwargs={"pk": 987654321}), {}, format="json")
+    foreign = getattr(client, method)(reverse(route_name, kwargs=kwargs), {}, format="json")
+    missing = getattr(client, method)(reverse(route_name, kwargs=missing_kwargs), {}, format="json")
 
     assert foreign.status_code == missing.status_code
     assert foreign.status_code in (404, 405)

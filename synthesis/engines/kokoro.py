@@ -120,13 +120,18 @@ class KokoroEngine(Engine):
             self._session = None
             self._packs = {}
 
+    def pack(self, voice: str) -> np.ndarray:
+        """A catalog voice's style pack (510×1×256), e.g. to store as a matched voice's."""
+        self.load()
+        if voice not in self._packs:
+            raise UnknownVoice(f"Kokoro has no voice {voice!r}.", extra={"voice": voice})
+        return self._packs[voice]
+
     def _pack(self, request: SynthesisRequest) -> np.ndarray:
         if request.conditioning_path is not None:
             pack = np.load(request.conditioning_path).astype(np.float32)
             return pack.reshape(-1, 1, 256)
-        if request.voice not in self._packs:
-            raise UnknownVoice(f"Kokoro has no voice {request.voice!r}.", extra={"voice": request.voice})
-        return self._packs[request.voice]
+        return self.pack(request.voice)
 
     def phonemize(self, text: str) -> str:
         from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer

@@ -1,0 +1,136 @@
+from dataclasses import asdict
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants.api_base import TenantScopedViewSet
+from tenants.errors import ApplicationError
+from tenants.models import ApiKey
+from tenants.services import AuditContext
+from voices.api.serializers import (
+    VoiceCreateInputSerializer,
+    VoiceListOutputSerializer,
+    VoiceProfileOutputSerializer,
+    VoiceReferenceOutputSerializer,
+    VoiceReferencesInputSerializer,
+    VoiceUpdateInputSerializer,
+)
+from voices.errors import AudioTooLarge
+from voices.models import VoiceProfile
+from voices.selectors import voice_list, voice_profile_get, voice_reference_get
+from voices.services import (
+    Upload,
+    voice_profile_create,
+    voice_profile_delete,
+    voice_profile_update,
+    voice_reference_add,
+    voice_reference_delete,
+)
+
+_UPDATABLE = {"name", "description", "language", "gender", "age"}
+
+
+def _uploads(files, *, max_bytes: int) -> list[Upload]:
+    uploads = []
+    for index, upload in enumerate(files):
+        # Read one byte past the limit at most: an oversized file is refused without
+        # being held in memory whole.
+        data = upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise AudioTooLarge(
+                f"Recording {index + 1} is larger than this plan's limit of {max_bytes} bytes.",
+                extra={"limit": max_bytes, "file_index": index},
+            )
+        uploads.append(Upload(data=data, filename=upload.name or ""))
+    return uploads
+
+
+class VoiceViewSet(TenantScopedViewSet):
+    queryset = VoiceProfile.objects  # Scoped by the base class; reads go through selectors.
+    required_scope = ApiKey.Scope.VOICES.value
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    lookup_value_regex = r"\d+"
+    serializer_class = VoiceProfileOutputSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("language", str, description="BCP-47 prefix, e.g. en or en-US"),
+            OpenApiParameter("engine", str),
+            OpenApiParameter("kind", str, enum=["catalog", "cloned", "matched"]),
+        ],
+        responses=VoiceListOutputSerializer(many=True),
+        tags=["voices"],
+    )
+    def list(self, request: Request) -> Response:
+        filters = {key: request.query_params.get(key, "") for key in ("language", "engine", "kind")}
+        items = voice_list(tenant=request.tenant, filters=filters)
+        return Response({"results": VoiceListOutputSerializer([asdict(i) for i in items], many=True).data})
+
+    @extend_schema(request={"multipart/form-data": VoiceCreateInputSerializer},
+                   responses={201: VoiceProfileOutputSerializer}, tags=["voices"])
+    def create(self, request: Request) -> Response:
+        serializer = VoiceCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        files = request.FILES.getlist("references")
+        data.pop("references", None)
+        profile = voice_profile_create(
+            tenant=request.tenant,
+            uploads=_uploads(files, max_bytes=request.tenant.plan.upload_bytes),
+            context=AuditContext.from_request(request),
+            **data,
+        )
+        return Response(VoiceProfileOutputSerializer(profile).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=VoiceProfileOutputSerializer, tags=["voices"])
+    def retrieve(self, request: Request, pk: str) -> Response:
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
+        return Response(VoiceProfileOutputSerializer(profile).data)
+
+    @extend_schema(request=VoiceUpdateInputSerializer, responses=VoiceProfileOutputSerializer, tags=["voices"])
+    def partial_update(self, request: Request, pk: str) -> Response:
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
+        if read_only := sorted(set(request.data) - _UPDATABLE):
+            raise ApplicationError(
+                "These fields cannot be changed.", extra={"fields": {name: ["Read-only."] for name in read_only}}
+            )
+        serializer = VoiceUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        profile = voice_profile_update(
+            tenant=request.tenant, profile=profile, context=AuditContext.from_request(request),
+            **serializer.validated_data,
+        )
+        return Response(VoiceProfileOutputSerializer(voice_profile_get(tenant=request.tenant, voice_profile_id=profile.pk)).data)
+
+    @extend_schema(responses={204: None}, tags=["voices"])
+    def destroy(self, request: Request, pk: str) -> Response:
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
+        voice_profile_delete(tenant=request.tenant, profile=profile, context=AuditContext.from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request={"multipart/form-data": VoiceReferencesInputSerializer},
+                   responses={201: VoiceReferenceOutputSerializer(many=True)}, tags=["voices"])
+    @action(detail=True, methods=["post"], url_path="references")
+    def references(self, request: Request, pk: str) -> Response:
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
+        serializer = VoiceReferencesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        references = voice_reference_add(
+            tenant=request.tenant,
+            profile=profile,
+            uploads=_uploads(request.FILES.getlist("references"), max_bytes=request.tenant.plan.upload_bytes),
+            context=AuditContext.from_request(request),
+        )
+        return Response(VoiceReferenceOutputSerializer(references, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None}, tags=["voices"])
+    @action(detail=True, methods=["delete"], url_path=r"references/(?P<reference_id>\d+)")
+    def reference_delete(self, request: Request, pk: str, reference_id: str) -> Response:
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
+        reference = voice_reference_get(tenant=request.tenant, profile=profile, reference_id=int(reference_id))
+        voice_reference_delete(tenant=request.tenant, reference=reference, context=AuditContext.from_request(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
