@@ -1,0 +1,142 @@
+"""Voices learnt from recordings: upload → validation → enrollment → synthesis with the voice."""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from synthesis.audio import AudioOptions
+from synthesis.engines.base import SynthesisRequest
+from synthesis.engines.registry import loaded_engine
+from synthesis.render import RenderRequest, render
+from synthesis.types import Segment
+from tests.tenants.factories import TenantFactory
+from voices.enrollment import voice_profile_enroll_execute
+from voices.models import VoiceProfile, VoiceReference
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def speech_wav() -> bytes:
+    """About five seconds of real speech (Piper), as a 48 kHz stereo WAV a tenant might upload."""
+    engine = loaded_engine("piper")
+    text = "Welcome to our course. Today we will learn how sound becomes speech, step by step."
+    chunks = list(engine.synthesize([Segment(text)], SynthesisRequest(voice="en_US-joe-medium")))
+    samples = np.concatenate([c.samples for c in chunks])
+    stereo = np.stack([samples, samples], axis=1)
+    buffer = io.BytesIO()
+    sf.write(buffer, stereo, chunks[0].sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _upload(data: bytes, name: str = "../../etc/narrator.wav") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="text/html")  # Type and name are ignored.
+
+
+def test_voice_create_from_a_recording_stores_a_canonical_reference(api_client_for, speech_wav, django_capture_on_commit_callbacks):
+    tenant = TenantFactory()
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api_client_for(tenant).post(
+            "/api/v1/voices", {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav)]},
+            format="multipart",
+        )
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["kind"], body["status"]) == ("matched", "enrolling")
+    assert body["engine_label"].startswith("matched approximation")
+    reference = VoiceReference.objects.for_tenant(tenant).get()
+    assert ".." not in reference.storage_path and "narrator" not in reference.storage_path
+    assert reference.storage_path.startswith(f"tenants/{tenant.pk}/voices/")
+    stored, rate = sf.read(default_storage.open(reference.storage_path, "rb"))
+    assert rate == 24000 and stored.ndim == 1
+    assert 3 <= body["references"][0]["speech_seconds"] <= 30
+    assert "snr_db" in body["references"][0]["quality"]
+    assert len(callbacks) == 1  # The enrollment job, sent only once the rows are committed.
+
+
+def test_voice_create_with_a_rejected_file_stores_nothing(api_client_for, speech_wav):
+    tenant = TenantFactory()
+    html = b"<!doctype html><html><body>not audio</body></html>"
+
+    response = api_client_for(tenant).post(
+        "/api/v1/voices",
+        {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav), _upload(html, "voice.wav")]},
+        format="multipart",
+    )
+
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_audio")
+    assert response.json()["extra"]["file_index"] == 1
+    assert not VoiceProfile.objects.for_tenant(tenant).exists()
+    assert not default_storage.exists(f"tenants/{tenant.pk}/voices")
+
+
+def test_voice_create_refuses_a_file_over_the_plans_upload_limit(api_client_for, speech_wav):
+    tenant = TenantFactory(plan__upload_bytes=10_000)
+
+    response = api_client_for(tenant).post(
+        "/api/v1/voices", {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav)]},
+        format="multipart",
+    )
+
+    assert (response.status_code, response.json()["code"]) == (413, "audio_too_large")
+
+
+def test_voice_create_refuses_beyond_the_plans_cloned_voices(api_client_for, speech_wav):
+    tenant = TenantFactory(plan__cloned_voices=0)
+
+    response = api_client_for(tenant).post(
+        "/api/v1/voices", {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav)]},
+        format="multipart",
+    )
+
+    assert response.json()["extra"]["limit_name"] == "cloned_voices"
+
+
+def test_voice_enrollment_matches_the_closest_pack_and_measures_similarity(api_client_for, speech_wav):
+    tenant = TenantFactory()
+    created = api_client_for(tenant).post(
+        "/api/v1/voices", {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav)]},
+        format="multipart",
+    ).json()
+
+    voice_profile_enroll_execute(tenant_id=tenant.pk, profile_id=created["id"])
+    voice_profile_enroll_execute(tenant_id=tenant.pk, profile_id=created["id"])  # Redelivered: no-op.
+
+    profile = VoiceProfile.objects.for_tenant(tenant).get()
+    assert profile.status == "ready", profile.error
+    assert profile.enrollment["approximation"] is True
+    assert profile.enrollment["base_pack"] in profile.enrollment["candidates"]
+    assert -1 <= profile.enrollment["similarity"] <= 1
+    assert default_storage.exists(profile.conditioning_path)
+    result = render(tenant=tenant, request=RenderRequest(
+        voice_id=profile.voice_id, text="Hello with my matched voice.", audio=AudioOptions(),
+        conditioning_path=default_storage.path(profile.conditioning_path),
+        conditioning_digest=profile.conditioning_digest,
+    ))
+    assert result.engine == "kokoro" and result.duration_seconds > 0.5
+
+
+def test_voice_reference_delete_keeps_at_least_one(api_client_for, speech_wav):
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    created = client.post(
+        "/api/v1/voices", {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav)]},
+        format="multipart",
+    ).json()
+    added = client.post(f"/api/v1/voices/{created['id']}/references", {"references": [_upload(speech_wav)]},
+                        format="multipart")
+    first, second = VoiceReference.objects.for_tenant(tenant).order_by("pk")
+
+    removed = client.delete(f"/api/v1/voices/{created['id']}/references/{first.pk}")
+    refused = client.delete(f"/api/v1/voices/{created['id']}/references/{second.pk}")
+
+    assert added.status_code == 201 and removed.status_code == 204
+    assert refused.status_code == 400
+    assert not default_storage.exists(first.storage_path)
+    assert VoiceReference.objects.for_tenant(tenant).count() == 1
