@@ -140,3 +140,34 @@ def test_voice_reference_delete_keeps_at_least_one(api_client_for, speech_wav):
     assert refused.status_code == 400
     assert not default_storage.exists(first.storage_path)
     assert VoiceReference.objects.for_tenant(tenant).count() == 1
+
+
+@pytest.fixture
+def tiny_xtts_enabled(settings, tmp_path):
+    """A tiny random-weight XTTS in the real on-disk layout (no real weights can be fetched here)."""
+    from synthesis.engines import registry
+    from tests.synthesis import tiny_models
+
+    tiny_models.build_xtts(tmp_path)
+    settings.PARLA_MODEL_DIR = tmp_path
+    settings.PARLA_ENGINES = ["piper", "kokoro", "xtts"]
+    registry.reset_engines()
+    yield
+    registry.reset_engines()
+
+
+def test_voice_auto_engine_clones_with_xtts_and_stores_latents_once(api_client_for, speech_wav, tiny_xtts_enabled):
+    tenant = TenantFactory()
+    created = api_client_for(tenant).post(
+        "/api/v1/voices", {"name": "Clone", "engine": "auto", "references": [_upload(speech_wav)]},
+        format="multipart",
+    ).json()
+
+    voice_profile_enroll_execute(tenant_id=tenant.pk, profile_id=created["id"])
+
+    profile = VoiceProfile.objects.for_tenant(tenant).get()
+    assert (created["kind"], profile.status) == ("cloned", "ready")
+    assert created["engine_label"] == "cloned with XTTS (Coqui Public Model License (CPML): non-commercial)"
+    assert created["commercial_use"] is False
+    assert profile.enrollment["method"] == "xtts_latents"
+    assert default_storage.exists(profile.conditioning_path)
