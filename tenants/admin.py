@@ -20,6 +20,22 @@ from tenants.services import (
 )
 
 
+class ReadOnlyAdminMixin:
+    """Rows an operator may look at and filter, never add, change or delete (ledgers, logs)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 def _context(request) -> AuditContext:
     return AuditContext.from_request(request)
 
@@ -204,7 +220,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "tenant", "action", "object_type", "object_repr", "actor", "ip_address"]
     list_filter = ["action", "tenant", ("created_at", admin.DateFieldListFilter)]
     search_fields = ["action", "object_repr", "object_id", "tenant__name", "actor_user__username"]
@@ -215,15 +231,3 @@ class AuditEventAdmin(admin.ModelAdmin):
         if event.actor_api_key_id:
             return f"key {event.actor_api_key}"
         return str(event.actor_user or "system")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
