@@ -10,6 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
 from synthesis.engines.registry import catalog_voice_get, engine_get, engine_list
 from synthesis.errors import EngineUnavailable
 from tenants.errors import ApplicationError
@@ -113,11 +114,10 @@ def _enqueue_enrollment(profile: VoiceProfile) -> None:
     from voices.tasks.actors import voice_profile_enroll as voice_profile_enroll_actor
 
     engine = engine_get(profile.engine)
-    queue = "synthesis-gpu" if engine.info.needs_gpu else "synthesis-cpu"
-    tenant_id, profile_id = profile.tenant_id, profile.pk
-    transaction.on_commit(
-        lambda: voice_profile_enroll_actor.send_with_options(args=(tenant_id, profile_id), queue_name=queue)
-    )
+    queue = QUEUE_SYNTHESIS_GPU if engine.info.needs_gpu else QUEUE_SYNTHESIS_CPU
+    # GPU hosts consume only synthesis-gpu: the message is routed by the engine's needs.
+    message = voice_profile_enroll_actor.message(profile.tenant_id, profile.pk).copy(queue_name=queue)
+    transaction.on_commit(lambda: voice_profile_enroll_actor.broker.enqueue(message))
 
 
 def voice_profile_create(

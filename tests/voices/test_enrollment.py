@@ -171,3 +171,26 @@ def test_voice_auto_engine_clones_with_xtts_and_stores_latents_once(api_client_f
     assert created["commercial_use"] is False
     assert profile.enrollment["method"] == "xtts_latents"
     assert default_storage.exists(profile.conditioning_path)
+
+
+def test_voice_enrollment_goes_to_the_queue_its_engine_needs(api_client_for, speech_wav, tiny_xtts_enabled,
+                                                             django_capture_on_commit_callbacks):
+    from voices.tasks.actors import voice_profile_enroll
+
+    broker = voice_profile_enroll.broker  # The real Redis broker; no worker consumes here.
+    queued = {}
+    for queue in ("synthesis-gpu", "synthesis-cpu"):
+        broker.flush(queue)
+    tenant = TenantFactory()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for engine in ("xtts", "kokoro"):
+            api_client_for(tenant).post(
+                "/api/v1/voices", {"name": engine, "engine": engine, "references": [_upload(speech_wav)]},
+                format="multipart",
+            )
+    for queue in ("synthesis-gpu", "synthesis-cpu"):
+        queued[queue] = broker.client.hlen(f"{broker.namespace}:{queue}.msgs")
+        broker.flush(queue)
+
+    assert queued == {"synthesis-gpu": 1, "synthesis-cpu": 1}
