@@ -11,12 +11,11 @@ from synthesis.engines import registry
 from tests.helpers import start_manage, stop
 from tests.synthesis import tiny_models
 from tests.tenants.factories import TenantFactory
-from tests.voices.test_enrollment import speech_wav  # noqa: F401  (module fixture)
 from voices.models import VoiceProfile
 
 
 @pytest.mark.django_db(transaction=True)
-def test_voice_enrollment_runs_on_a_real_worker_process(api_client_for, speech_wav, settings, tmp_path):  # noqa: F811
+def test_voice_enrollment_runs_on_a_real_worker_process(api_client_for, speech_wav, settings, tmp_path):
     # A tiny random-weight XTTS stands in for real weights, which cannot be fetched here.
     tiny_models.build_xtts(tmp_path / "models")
     settings.PARLA_MODEL_DIR = tmp_path / "models"
