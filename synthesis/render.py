@@ -20,8 +20,7 @@ import numpy as np
 
 from synthesis.audio import (
     AudioOptions,
-    ChunkProcessor,
-    StreamEncoder,
+    AudioStream,
     apply_segment_prosody,
     content_type,
     encode,
@@ -219,26 +218,21 @@ def render_stream(request: RenderRequest) -> StreamRender:
     voice, engine, prepared = _plan(request)
     engine_request = _engine_request(request, voice, engine)
     input_rate = voice.sample_rate or engine.info.sample_rate
-    encoder = StreamEncoder(request.audio, input_rate)
+    stream = AudioStream(request.audio, input_rate, apply_speed=not engine.info.native_speed)
 
     def generate() -> Iterator[bytes]:
-        processor = ChunkProcessor(request.audio, input_rate, apply_speed=not engine.info.native_speed)
-        try:
+        with stream:
             for chunk in synthesize_chunks(
                 engine, prepared.segments, engine_request, sentence_silence_ms=request.sentence_silence_ms
             ):
-                data = encoder.feed(processor.process(chunk.samples))
-                if data:
+                if data := stream.feed(chunk.samples):
                     yield data
-            tail = encoder.feed(processor.finish()) + encoder.finish()
-            if tail:
+            if tail := stream.finish():
                 yield tail
-        finally:
-            encoder.close()
 
     return StreamRender(
-        content_type=encoder.content_type,
-        sample_rate=encoder.sample_rate,
+        content_type=stream.content_type,
+        sample_rate=stream.sample_rate,
         billed_characters=prepared.billed_characters,
         engine=engine.name,
         chunks=generate(),

@@ -69,7 +69,7 @@ class PiperEngine(Engine):
     def _config(self, voice: str) -> dict:
         return json.loads(self._catalog[voice][1].read_text())
 
-    @property
+    @cached_property
     def info(self) -> EngineInfo:
         languages = sorted({v.language for v in self.voices()})
         default = self._catalog.get(self.DEFAULT_VOICE)
@@ -85,6 +85,11 @@ class PiperEngine(Engine):
         )
 
     def voices(self) -> list[VoiceInfo]:
+        return list(self._voice_infos)
+
+    @cached_property
+    def _voice_infos(self) -> tuple[VoiceInfo, ...]:
+        # Read once: info and voices() are asked on every render, the files never change.
         out = []
         for name, (_, config_path, licence) in self._catalog.items():
             config = json.loads(config_path.read_text())
@@ -98,7 +103,7 @@ class PiperEngine(Engine):
                     sample_rate=config["audio"]["sample_rate"],
                 )
             )
-        return out
+        return tuple(out)
 
     def model_version_for(self, voice: str) -> str:
         if voice not in self._catalog:
