@@ -26,6 +26,8 @@ _MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "dramatiq.middleware.ShutdownNotifications",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Heartbeats (which queues have a worker, which engines are loaded) and upkeep.
+    "synthesis.workers.WorkerPresence",
 ]
 
 

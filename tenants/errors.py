@@ -49,6 +49,13 @@ class ErrorCode(StrEnum):
     AUDIO_TOO_SHORT = "audio_too_short"
     AUDIO_TOO_LONG = "audio_too_long"
     PLAN_LIMIT = "plan_limit_reached"
+    TEXT_TOO_LONG = "text_too_long"
+    VOICE_NOT_READY = "voice_not_ready"
+    AUDIO_NOT_READY = "audio_not_ready"
+    AUDIO_DELETED = "audio_deleted"
+    SYNTHESIS_FAILED = "synthesis_failed"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
     SERVER_ERROR = "server_error"
 
 

@@ -217,6 +217,18 @@ PARLA_API_KEY_TOUCH_SECONDS = env.int("PARLA_API_KEY_TOUCH_SECONDS", default=60)
 # Reservations still held after this long belong to work that died; they are released.
 PARLA_RESERVATION_TTL_SECONDS = env.int("PARLA_RESERVATION_TTL_SECONDS", default=6 * 3600)
 PARLA_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("PARLA_HEALTH_WORKER_TIMEOUT_SECONDS", default=5.0)
+# The voice used when a request names none, and for `fallback: true`.
+PARLA_DEFAULT_VOICE = env("PARLA_DEFAULT_VOICE", default="piper:en_US-joe-medium")
+# How long POST /api/v1/speech waits for its job before answering 202 with the job.
+PARLA_SYNC_WAIT_SECONDS = env.float("PARLA_SYNC_WAIT_SECONDS", default=60.0)
+# A stream that receives nothing from its worker for this long is ended.
+PARLA_STREAM_IDLE_SECONDS = env.float("PARLA_STREAM_IDLE_SECONDS", default=60.0)
+# Queued jobs untouched for this long are enqueued again (their message may be lost).
+PARLA_JOB_REQUEUE_SECONDS = env.int("PARLA_JOB_REQUEUE_SECONDS", default=15 * 60)
+PARLA_IDEMPOTENCY_TTL_SECONDS = env.int("PARLA_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+# OpenAI voice names on /v1/audio/speech → catalog voices ("alloy=kokoro:jf_alpha,...");
+# names not listed speak with PARLA_DEFAULT_VOICE.
+PARLA_OPENAI_VOICES = env.dict("PARLA_OPENAI_VOICES", default={})
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

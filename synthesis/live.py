@@ -1,0 +1,200 @@
+"""Short-lived signals between workers and web processes: job events and worker presence.
+
+- Job events: a worker appends events to a per-job channel ("meta" when audio starts,
+  "chunk" for each piece of a stream, "done" or "error" at the end); the web process that
+  waits for the job (a synchronous or streaming request) reads them in order. A channel is a
+  Redis list read with BLPOP, so an event published before the reader arrives is not lost,
+  and it expires on its own when nobody reads it.
+- Worker presence: each worker process refreshes a heartbeat (its queues, the engines it has
+  loaded, whether it has a GPU) that the web tier reads to tell a tenant "no GPU worker is
+  running" instead of letting a request hang.
+
+In embedded mode (no Redis) the worker runs inside the web process, so both live in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+# A channel nobody reads is dropped after this long.
+CHANNEL_TTL_SECONDS = 15 * 60
+# A worker that has not refreshed its heartbeat for this long is considered gone.
+PRESENCE_TTL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: str  # meta, chunk, done, error
+    data: bytes = b""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        header = json.dumps({"kind": self.kind, "info": self.info}).encode()
+        return len(header).to_bytes(4, "big") + header + self.data
+
+    @classmethod
+    def decode(cls, raw: bytes) -> JobEvent:
+        size = int.from_bytes(raw[:4], "big")
+        header = json.loads(raw[4 : 4 + size])
+        return cls(kind=header["kind"], info=header["info"], data=raw[4 + size :])
+
+
+class _RedisLive:
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url)
+        self._prefix = prefix
+
+    def _channel(self, job_id: int) -> str:
+        return f"{self._prefix}:job:{job_id}:events"
+
+    def publish(self, job_id: int, event: JobEvent) -> None:
+        key = self._channel(job_id)
+        pipe = self._client.pipeline()
+        pipe.rpush(key, event.encode())
+        pipe.expire(key, CHANNEL_TTL_SECONDS)
+        pipe.execute()
+
+    def next_event(self, job_id: int, timeout: float) -> JobEvent | None:
+        # BLPOP takes whole or fractional seconds; 0 would block forever.
+        popped = self._client.blpop([self._channel(job_id)], timeout=max(timeout, 0.01))
+        return None if popped is None else JobEvent.decode(popped[1])
+
+    def discard(self, job_id: int) -> None:
+        self._client.delete(self._channel(job_id))
+
+    def heartbeat(self, worker_id: str, info: dict[str, Any]) -> None:
+        key = f"{self._prefix}:workers"
+        now = time.time()
+        pipe = self._client.pipeline()
+        pipe.hset(key, worker_id, json.dumps({**info, "seen": now}))
+        pipe.expire(key, PRESENCE_TTL_SECONDS * 10)
+        pipe.execute()
+
+    def forget(self, worker_id: str) -> None:
+        self._client.hdel(f"{self._prefix}:workers", worker_id)
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        raw = self._client.hgetall(f"{self._prefix}:workers")
+        return {key.decode(): json.loads(value) for key, value in raw.items()}
+
+    def try_lock(self, name: str, seconds: int) -> bool:
+        return bool(self._client.set(f"{self._prefix}:lock:{name}", "1", nx=True, ex=seconds))
+
+
+class _MemoryLive:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[int, tuple[float, queue.Queue[JobEvent]]] = {}
+        self._workers: dict[str, dict[str, Any]] = {}
+        self._locks: dict[str, float] = {}
+
+    def _queue(self, job_id: int) -> queue.Queue[JobEvent]:
+        with self._lock:
+            now = time.monotonic()
+            for stale in [k for k, (t, _) in self._channels.items() if now - t > CHANNEL_TTL_SECONDS]:
+                del self._channels[stale]
+            if job_id not in self._channels:
+                self._channels[job_id] = (now, queue.Queue())
+            return self._channels[job_id][1]
+
+    def publish(self, job_id: int, event: JobEvent) -> None:
+        self._queue(job_id).put(event)
+
+    def next_event(self, job_id: int, timeout: float) -> JobEvent | None:
+        try:
+            return self._queue(job_id).get(timeout=max(timeout, 0.01))
+        except queue.Empty:
+            return None
+
+    def discard(self, job_id: int) -> None:
+        with self._lock:
+            self._channels.pop(job_id, None)
+
+    def heartbeat(self, worker_id: str, info: dict[str, Any]) -> None:
+        with self._lock:
+            self._workers[worker_id] = {**info, "seen": time.time()}
+
+    def forget(self, worker_id: str) -> None:
+        with self._lock:
+            self._workers.pop(worker_id, None)
+
+    def workers(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._workers)
+
+    def try_lock(self, name: str, seconds: int) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if self._locks.get(name, 0) > now:
+                return False
+            self._locks[name] = now + seconds
+            return True
+
+
+_backend: _RedisLive | _MemoryLive | None = None
+_backend_lock = threading.Lock()
+
+
+def _live() -> _RedisLive | _MemoryLive:
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            prefix = settings.CACHES["default"].get("KEY_PREFIX", "parla")
+            _backend = _RedisLive(settings.REDIS_URL, prefix) if settings.REDIS_URL else _MemoryLive()
+        return _backend
+
+
+def job_event_publish(*, job_id: int, event: JobEvent) -> None:
+    _live().publish(job_id, event)
+
+
+def job_event_next(*, job_id: int, timeout: float) -> JobEvent | None:
+    """The job's next event, waiting up to `timeout` seconds; None if nothing came."""
+    return _live().next_event(job_id, timeout)
+
+
+def job_events_discard(*, job_id: int) -> None:
+    _live().discard(job_id)
+
+
+def worker_heartbeat(*, worker_id: str, info: dict[str, Any]) -> None:
+    _live().heartbeat(worker_id, info)
+
+
+def worker_forget(*, worker_id: str) -> None:
+    _live().forget(worker_id)
+
+
+def workers_alive() -> list[dict[str, Any]]:
+    """Workers whose heartbeat is fresh: [{"queues": [...], "engines_loaded": [...], ...}]."""
+    now = time.time()
+    return [
+        {"id": worker_id, **info}
+        for worker_id, info in _live().workers().items()
+        if now - info.get("seen", 0) <= PRESENCE_TTL_SECONDS
+    ]
+
+
+def queue_has_worker(queue_name: str) -> bool:
+    return any(queue_name in worker.get("queues", ()) for worker in workers_alive())
+
+
+def maintenance_lock(*, name: str, seconds: int) -> bool:
+    """True for exactly one caller across all workers per `seconds` window."""
+    return _live().try_lock(name, seconds)
+
+
+def reset_live_backend() -> None:
+    """Tests: forget the backend so it is rebuilt from the current settings."""
+    global _backend
+    with _backend_lock:
+        _backend = None

@@ -1,0 +1,512 @@
+"""Synthesis jobs: created by the web tier with every limit checked, executed by workers.
+
+    job = synthesis_job_create(tenant=t, api_key=k, voice=resolved, text="Hello", mode="sync")
+    # ...a worker runs synthesis_job_execute(tenant_id=t.pk, job_id=job.pk)
+
+Creating a job takes a concurrent-job slot and holds the input's characters of the monthly
+quota in the same transaction as the row; the message is sent only after commit. Executing
+is idempotent: only a queued job runs, a redelivered message finds it running or finished
+and leaves it alone, and the audio goes to a key derived from the job id. Finishing settles
+the quota, frees the slot and writes one usage record, all in one transaction.
+"""
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.models import UsageRecord
+from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
+from synthesis.audio import AudioOptions
+from synthesis.errors import EngineUnavailable, SynthesisFailed
+from synthesis.live import JobEvent, job_event_publish, queue_has_worker
+from synthesis.models import SynthesisJob
+from synthesis.selectors import ResolvedVoice, speech_voice_resolve
+from synthesis.text import prepare
+from tenants.errors import ApplicationError, ErrorCode
+from tenants.models import ApiKey, Tenant
+from tenants.quotas import (
+    job_slot_acquire,
+    job_slot_release,
+    quota_reservation_release,
+    quota_reservation_settle,
+    quota_reserve,
+)
+
+logger = logging.getLogger(__name__)
+
+# Attempts per job: the first run plus the actor's retries (see synthesis.tasks.actors).
+MAX_ATTEMPTS = 3
+PREVIEW_TEXT = "Hello! This is a short preview of my voice, reading a sentence for you."
+
+
+class TextTooLong(ApplicationError):
+    code = ErrorCode.TEXT_TOO_LONG
+    status = 400
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """What synthesis_job_create decided: the voice that will speak, and why."""
+
+    voice: ResolvedVoice
+    queue_name: str
+    fallback_used: bool
+    requested_voice_id: str
+
+
+def _queue_for(voice: ResolvedVoice) -> str:
+    return QUEUE_SYNTHESIS_GPU if voice.needs_gpu else QUEUE_SYNTHESIS_CPU
+
+
+def synthesis_job_plan(*, tenant: Tenant, voice: ResolvedVoice, fallback: bool = False) -> JobPlan:
+    """Route to the queue the engine needs; with `fallback`, serve from the default voice
+    when that queue has no worker instead of waiting for one."""
+    queue_name = _queue_for(voice)
+    if fallback and queue_name == QUEUE_SYNTHESIS_GPU and not queue_has_worker(queue_name):
+        default = speech_voice_resolve(tenant=tenant, voice=settings.PARLA_DEFAULT_VOICE)
+        return JobPlan(voice=default, queue_name=_queue_for(default), fallback_used=True,
+                       requested_voice_id=voice.voice_id)
+    return JobPlan(voice=voice, queue_name=queue_name, fallback_used=False, requested_voice_id="")
+
+
+def waiting_for_worker(job: SynthesisJob) -> bool:
+    """True while a queued job sits in a queue that no running worker consumes."""
+    return job.status == SynthesisJob.Status.QUEUED and not queue_has_worker(job.queue_name)
+
+
+def _check_length(*, tenant: Tenant, value: str) -> None:
+    limit = tenant.plan.request_characters
+    if len(value) > limit:
+        raise TextTooLong(
+            f"The text is {len(value)} characters; the {tenant.plan.name} plan accepts {limit} per request.",
+            extra={"limit": limit, "length": len(value)},
+        )
+
+
+def _enqueue(job: SynthesisJob) -> None:
+    from synthesis.tasks.actors import synthesis_job_run as synthesis_job_run_actor
+
+    # GPU hosts consume only synthesis-gpu: the message goes to the queue the engine needs.
+    message = synthesis_job_run_actor.message(job.tenant_id, job.pk).copy(queue_name=job.queue_name)
+    if job.mode == SynthesisJob.Mode.STREAM:
+        # A stream nobody is waiting for any more is not worth running late.
+        message = message.copy(options={**message.options, "max_retries": 0})
+    transaction.on_commit(lambda: synthesis_job_run_actor.broker.enqueue(message))
+
+
+def synthesis_job_create(
+    *,
+    tenant: Tenant,
+    voice: ResolvedVoice,
+    mode: str,
+    text: str | None = None,
+    ssml: str | None = None,
+    language: str | None = None,
+    normalize: bool = True,
+    audio: AudioOptions | None = None,
+    api_key: ApiKey | None = None,
+    fallback: bool = False,
+) -> SynthesisJob:
+    """Check every limit, hold quota and a job slot, write the row, enqueue after commit."""
+    audio = audio or AudioOptions()
+    if mode == SynthesisJob.Mode.STREAM and not audio.streamable:
+        raise ApplicationError(
+            f"{audio.format} cannot be streamed; use wav, pcm, mp3, opus or ogg.",
+            extra={"fields": {"format": ["Not a streaming format."]}},
+        )
+    _check_length(tenant=tenant, value=text if text is not None else (ssml or ""))
+    language = language or voice.language.split("-")[0] or "en"
+    characters = prepare(text=text, ssml=ssml, normalize=normalize, language=language).billed_characters
+    plan = synthesis_job_plan(tenant=tenant, voice=voice, fallback=fallback)
+    billed = mode != SynthesisJob.Mode.PREVIEW
+
+    with transaction.atomic():
+        job_slot_acquire(tenant=tenant)
+        reservation = quota_reserve(tenant=tenant, characters=characters, api_key=api_key) if billed else None
+        job = SynthesisJob(
+            tenant=tenant,
+            mode=mode,
+            api_key=api_key,
+            voice_profile=plan.voice.profile,
+            voice_id=plan.voice.voice_id,
+            engine=plan.voice.engine,
+            requested_voice_id=plan.requested_voice_id,
+            fallback_used=plan.fallback_used,
+            queue_name=plan.queue_name,
+            text=text or "",
+            ssml=ssml or "",
+            language=language,
+            normalize=normalize,
+            audio_options=dataclasses.asdict(audio),
+            characters=characters if billed else 0,
+            reservation=reservation,
+            holds_slot=True,
+            enqueued_at=timezone.now(),
+        )
+        job.full_clean(exclude=["api_key", "voice_profile", "reservation"], validate_constraints=False)
+        job.save()
+        _enqueue(job)
+    logger.info(
+        "synthesis_job_create.created",
+        extra={"tenant_id": tenant.pk, "job_id": job.pk, "mode": mode, "queue": job.queue_name,
+               "characters": characters, "fallback": plan.fallback_used},
+    )
+    return job
+
+
+def _release_holds(job: SynthesisJob) -> None:
+    """Give back what a job that produced nothing was holding. Call with the row locked."""
+    if job.reservation_id:
+        quota_reservation_release(tenant=job.tenant_id, reservation_id=job.reservation_id)
+    if job.holds_slot:
+        job_slot_release(tenant=job.tenant_id)
+        job.holds_slot = False
+
+
+@transaction.atomic
+def synthesis_job_cancel(*, tenant: Tenant, job: SynthesisJob) -> SynthesisJob:
+    """Stop a job that has not finished; a finished job is left as it is."""
+    job = SynthesisJob.objects.for_tenant(tenant).select_for_update().get(pk=job.pk)
+    if job.finished:
+        return job
+    job.status = SynthesisJob.Status.CANCELLED
+    job.finished_at = timezone.now()
+    _release_holds(job)
+    job.save(update_fields=["status", "finished_at", "holds_slot"])
+    return job
+
+
+def synthesis_job_delete(*, tenant: Tenant, job: SynthesisJob) -> SynthesisJob:
+    """Cancel the job if it is still running, and remove its stored audio.
+
+    The row stays: it is the record behind the tenant's usage ledger.
+    """
+    job = synthesis_job_cancel(tenant=tenant, job=job)
+    with transaction.atomic():
+        job = SynthesisJob.objects.for_tenant(tenant).select_for_update().get(pk=job.pk)
+        path = job.storage_path
+        if job.audio_deleted_at is None:
+            job.audio_deleted_at = timezone.now()
+            job.storage_path = ""
+            job.save(update_fields=["audio_deleted_at", "storage_path"])
+    if path:
+        _delete_file(path)  # After commit: a rolled-back delete keeps its file.
+    return job
+
+
+def _delete_file(path: str) -> None:
+    try:
+        default_storage.delete(path)
+    except OSError:
+        logger.warning("synthesis_job_delete.file_failed", extra={"path": path})
+
+
+# --- Worker side ---------------------------------------------------------------------------
+
+
+def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
+    with transaction.atomic():
+        job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update().filter(pk=job_id).first()
+        if job is None:
+            logger.info("synthesis_job_run.missing", extra={"tenant_id": tenant_id, "job_id": job_id})
+            return None
+        if job.status != SynthesisJob.Status.QUEUED:
+            # Finished, cancelled, or being run by another delivery of the same message.
+            logger.info("synthesis_job_run.skipped",
+                        extra={"tenant_id": tenant_id, "job_id": job_id, "status": job.status})
+            return None
+        job.status = SynthesisJob.Status.RUNNING
+        job.attempts += 1
+        job.started_at = timezone.now()
+        job.save(update_fields=["status", "attempts", "started_at"])
+        return job
+
+
+@contextmanager
+def _local_file(storage_path: str):
+    """A path on this host for a stored file: itself on local storage, else a temporary copy."""
+    if not storage_path:
+        yield None
+        return
+    try:
+        yield Path(default_storage.path(storage_path))
+        return
+    except NotImplementedError:
+        pass  # Remote storage (S3): copy it down for the engine.
+    suffix = Path(storage_path).suffix
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as handle:
+        with default_storage.open(storage_path, "rb") as stored:
+            handle.write(stored.read())
+    try:
+        yield Path(handle.name)
+    finally:
+        os.unlink(handle.name)
+
+
+def _render_request(job: SynthesisJob, conditioning: Path | None):
+    from synthesis.render import RenderRequest
+
+    profile = job.voice_profile
+    return RenderRequest(
+        voice_id=job.voice_id,
+        text=job.text if not job.ssml else None,
+        ssml=job.ssml or None,
+        normalize=job.normalize,
+        language=job.language,
+        audio=AudioOptions(**job.audio_options),
+        conditioning_path=conditioning,
+        conditioning_digest=profile.conditioning_digest if (profile and conditioning) else "",
+    )
+
+
+def _conditioning_storage_path(job: SynthesisJob) -> str:
+    profile = job.voice_profile
+    if profile is None or profile.kind == "catalog" or job.fallback_used:
+        return ""
+    if not profile.conditioning_path:
+        raise SynthesisFailed(f"The voice {profile.name!r} has no enrollment result; enrol it again.")
+    return profile.conditioning_path
+
+
+def _audio_key(job: SynthesisJob, extension: str) -> str:
+    return f"tenants/{job.tenant_id}/jobs/{job.pk}.{extension}"
+
+
+def _store_audio(job: SynthesisJob, data: bytes, extension: str) -> str:
+    key = _audio_key(job, extension)
+    # Deterministic name: a retried job overwrites its own file instead of adding one.
+    if default_storage.exists(key):
+        default_storage.delete(key)
+    return default_storage.save(key, ContentFile(data))
+
+
+def wav_finalize(data: bytes) -> bytes:
+    """Fill in the sizes of a WAV written with a streaming header (sizes unknown up front)."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    out = bytearray(data)
+    out[4:8] = (len(out) - 8).to_bytes(4, "little")
+    position = 12
+    while position + 8 <= len(out):
+        chunk_id, size = bytes(out[position : position + 4]), int.from_bytes(out[position + 4 : position + 8], "little")
+        if chunk_id == b"data":
+            out[position + 4 : position + 8] = (len(out) - position - 8).to_bytes(4, "little")
+            break
+        position += 8 + size + (size & 1)
+    return bytes(out)
+
+
+@dataclasses.dataclass
+class _Outcome:
+    data: bytes
+    content_type: str
+    sample_rate: int
+    audio_seconds: float
+    cache_hit: bool
+    model_version: str
+    extension: str
+
+
+def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None) -> _Outcome:
+    from synthesis.render import render
+
+    request = _render_request(job, conditioning)
+    result = render(tenant=tenant_id, request=request, use_cache=True)
+    return _Outcome(
+        data=result.data, content_type=result.content_type, sample_rate=result.sample_rate,
+        audio_seconds=result.duration_seconds, cache_hit=result.cache_hit,
+        model_version=result.model_version, extension=request.audio.file_extension,
+    )
+
+
+def _run_stream(job: SynthesisJob, conditioning: Path | None) -> _Outcome:
+    from synthesis.render import render_stream
+
+    request = _render_request(job, conditioning)
+    stream = render_stream(request)
+    job_event_publish(job_id=job.pk, event=JobEvent("meta", info={
+        "content_type": stream.content_type, "sample_rate": stream.sample_rate, "engine": stream.engine,
+    }))
+    pieces = []
+    for piece in stream.chunks:
+        pieces.append(piece)
+        job_event_publish(job_id=job.pk, event=JobEvent("chunk", data=piece))
+    data = b"".join(pieces)
+    if request.audio.format == "wav":
+        data = wav_finalize(data)
+    return _Outcome(
+        data=data, content_type=stream.content_type, sample_rate=stream.sample_rate,
+        audio_seconds=_seconds_of(data, request.audio, stream.sample_rate),
+        cache_hit=False, model_version="", extension=request.audio.file_extension,
+    )
+
+
+def _seconds_of(data: bytes, audio: AudioOptions, sample_rate: int) -> float:
+    import io
+
+    import soundfile as sf
+
+    if audio.format == "pcm":
+        return len(data) / (2 * audio.channels * sample_rate) if sample_rate else 0.0
+    try:
+        return float(sf.info(io.BytesIO(data)).duration)
+    except Exception:  # noqa: BLE001  mp3/opus headers soundfile cannot read: fall back to ffprobe-free estimate
+        from pydub import AudioSegment
+
+        return len(AudioSegment.from_file(io.BytesIO(data))) / 1000
+
+
+def synthesis_job_execute(*, tenant_id: int, job_id: int) -> None:
+    """Run one job (the actor's body). Idempotent; see the module docstring."""
+    job = _start(tenant_id=tenant_id, job_id=job_id)
+    if job is None:
+        return
+    started = time.perf_counter()
+    try:
+        with _local_file(_conditioning_storage_path(job)) as conditioning:
+            if job.mode == SynthesisJob.Mode.STREAM:
+                outcome = _run_stream(job, conditioning)
+            else:
+                outcome = _run_file(job, tenant_id, conditioning)
+    except (ApplicationError, SynthesisFailed, EngineUnavailable) as exc:
+        # Permanent: the same input will fail the same way. Fail now, give everything back.
+        code = getattr(exc, "code", ErrorCode.SYNTHESIS_FAILED)
+        _fail(job, code=str(code), message=getattr(exc, "message", str(exc)))
+        return
+    except Exception as exc:
+        if job.mode == SynthesisJob.Mode.STREAM or job.attempts >= MAX_ATTEMPTS:
+            logger.exception("synthesis_job_run.failed", extra={"tenant_id": tenant_id, "job_id": job_id})
+            _fail(job, code=ErrorCode.SYNTHESIS_FAILED, message="Synthesis failed; the characters were refunded.")
+            return
+        logger.warning("synthesis_job_run.retry", extra={"tenant_id": tenant_id, "job_id": job_id, "error": repr(exc)})
+        SynthesisJob.objects.for_tenant(tenant_id).filter(pk=job_id, status=SynthesisJob.Status.RUNNING).update(
+            status=SynthesisJob.Status.QUEUED
+        )
+        raise  # Transient: Dramatiq retries with backoff.
+    _succeed(job, outcome, processing_seconds=time.perf_counter() - started)
+
+
+def _fail(job: SynthesisJob, *, code: str, message: str) -> None:
+    with transaction.atomic():
+        locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
+        if locked.status != SynthesisJob.Status.RUNNING:
+            return
+        locked.status = SynthesisJob.Status.FAILED
+        locked.error_code, locked.error_message = code, message
+        locked.finished_at = timezone.now()
+        _release_holds(locked)
+        locked.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot"])
+    job_event_publish(job_id=job.pk, event=JobEvent("error", info={"code": code, "message": message}))
+    logger.info("synthesis_job_run.failed_permanently",
+                extra={"tenant_id": job.tenant_id, "job_id": job.pk, "code": code})
+
+
+def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
+    path = _store_audio(job, outcome.data, outcome.extension)
+    with transaction.atomic():
+        locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
+        if locked.status != SynthesisJob.Status.RUNNING:
+            # Cancelled while it ran: nothing is charged and the audio is not kept.
+            transaction.on_commit(lambda: _delete_file(path))
+            return
+        billed = 0 if outcome.cache_hit else locked.characters
+        locked.status = SynthesisJob.Status.SUCCEEDED
+        locked.storage_path = path
+        locked.format = AudioOptions(**locked.audio_options).format
+        locked.content_type = outcome.content_type
+        locked.sample_rate = outcome.sample_rate
+        locked.audio_seconds = round(outcome.audio_seconds, 3)
+        locked.size_bytes = len(outcome.data)
+        locked.cache_hit = outcome.cache_hit
+        locked.processing_seconds = round(processing_seconds, 3)
+        locked.model_version = outcome.model_version
+        locked.finished_at = timezone.now()
+        if locked.reservation_id:
+            quota_reservation_settle(tenant=locked.tenant_id, reservation_id=locked.reservation_id,
+                                     characters_used=billed)
+        if locked.holds_slot:
+            job_slot_release(tenant=locked.tenant_id)
+            locked.holds_slot = False
+        locked.save()
+        UsageRecord.objects.get_or_create(
+            job=locked,
+            defaults={
+                "tenant_id": locked.tenant_id, "api_key_id": locked.api_key_id, "voice_id": locked.voice_id,
+                "engine": locked.engine, "mode": locked.mode, "characters": locked.characters,
+                "characters_billed": billed, "audio_seconds": locked.audio_seconds,
+                "cached": outcome.cache_hit, "processing_seconds": locked.processing_seconds,
+            },
+        )
+    job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
+    logger.info("synthesis_job_run.succeeded", extra={
+        "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
+        "seconds": round(processing_seconds, 3),
+    })
+
+
+def synthesis_jobs_recover_all_tenants() -> int:
+    """Re-enqueue jobs whose message or worker was lost. Crosses tenants by design.
+
+    - running, but started longer ago than a job may run: its worker died; run it again.
+    - queued, and enqueued longer ago than PARLA_JOB_REQUEUE_SECONDS: the message may be
+      lost with a broker; send it again (a duplicate is harmless, the actor is idempotent).
+    """
+    now = timezone.now()
+    from synthesis.tasks.actors import JOB_TIME_LIMIT_MS
+
+    stale_running = now - dt.timedelta(milliseconds=JOB_TIME_LIMIT_MS) - dt.timedelta(seconds=60)
+    stale_queued = now - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS)
+    recovered = 0
+    candidates = SynthesisJob.objects.filter(
+        status__in=[SynthesisJob.Status.RUNNING, SynthesisJob.Status.QUEUED]
+    ).exclude(mode=SynthesisJob.Mode.STREAM).values_list("tenant_id", "pk")
+    for tenant_id, job_id in candidates.iterator():
+        with transaction.atomic():
+            job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update(skip_locked=True).filter(pk=job_id).first()
+            if job is None:
+                continue
+            if job.status == SynthesisJob.Status.RUNNING and job.started_at and job.started_at < stale_running:
+                job.status = SynthesisJob.Status.QUEUED
+            elif not (job.status == SynthesisJob.Status.QUEUED and job.enqueued_at and job.enqueued_at < stale_queued):
+                continue
+            if job.attempts >= MAX_ATTEMPTS:
+                job.status = SynthesisJob.Status.RUNNING  # _fail() finishes running jobs only.
+                job.save(update_fields=["status"])
+                transaction.on_commit(lambda j=job: _fail(j, code=ErrorCode.SYNTHESIS_FAILED,
+                                                          message="The job's worker stopped; the characters were refunded."))
+                continue
+            job.enqueued_at = now
+            job.save(update_fields=["status", "enqueued_at"])
+            _enqueue(job)
+        logger.info("synthesis_jobs_recover.requeued", extra={"tenant_id": tenant_id, "job_id": job_id})
+        recovered += 1
+    return recovered
+
+
+def stream_jobs_expire_all_tenants() -> int:
+    """Streams are not re-run (nobody is listening any more): fail ones left unfinished."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS)
+    expired = 0
+    stale = SynthesisJob.objects.filter(
+        mode=SynthesisJob.Mode.STREAM, status__in=[SynthesisJob.Status.QUEUED, SynthesisJob.Status.RUNNING],
+        created_at__lt=cutoff,
+    ).values_list("tenant_id", "pk")
+    for tenant_id, job_id in stale.iterator():
+        job = SynthesisJob.objects.for_tenant(tenant_id).get(pk=job_id)
+        if job.status == SynthesisJob.Status.QUEUED:
+            SynthesisJob.objects.for_tenant(tenant_id).filter(pk=job_id, status=SynthesisJob.Status.QUEUED).update(
+                status=SynthesisJob.Status.RUNNING)
+        _fail(job, code=ErrorCode.SYNTHESIS_FAILED, message="The stream was not served in time; nothing was charged.")
+        expired += 1
+    return expired

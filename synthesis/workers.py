@@ -1,0 +1,78 @@
+"""Worker presence and upkeep, run by a thread in every worker process.
+
+Each worker process refreshes a heartbeat (queues it consumes, engines it has loaded, CPU
+or GPU) every few seconds; the web tier reads them to tell a tenant that no GPU worker is
+running, and /api/v1/engines to say which engines are loaded. Once a minute, one worker
+across the fleet (a shared lock decides which) runs the upkeep of maintenance.py, so
+nothing needs an external scheduler.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+
+import dramatiq
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 10
+MAINTENANCE_SECONDS = 60
+
+
+class WorkerPresence(dramatiq.Middleware):
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+
+    def after_worker_boot(self, broker, worker) -> None:
+        queues = worker.consumer_whitelist or broker.get_declared_queues()
+        self._queues = sorted(q for q in queues if not q.endswith((".DQ", ".XQ")))
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="parla-presence", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        self._stop.set()
+        try:
+            from synthesis.live import worker_forget
+
+            worker_forget(worker_id=self.worker_id)
+        except Exception:  # noqa: BLE001  shutting down: presence simply expires
+            logger.warning("worker_presence.forget_failed", exc_info=True)
+
+    def _info(self) -> dict:
+        from django.conf import settings
+
+        from synthesis.engines.registry import loaded_engine_names, resolve_device
+
+        return {
+            "queues": self._queues,
+            "engines_loaded": loaded_engine_names(),
+            "device": resolve_device(settings.PARLA_DEVICE),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def _loop(self) -> None:
+        from django.db import close_old_connections
+
+        from synthesis.live import maintenance_lock, worker_heartbeat
+
+        last_maintenance = 0.0
+        while not self._stop.is_set():
+            try:
+                worker_heartbeat(worker_id=self.worker_id, info=self._info())
+                if time.monotonic() - last_maintenance >= MAINTENANCE_SECONDS:
+                    last_maintenance = time.monotonic()
+                    if maintenance_lock(name="maintenance", seconds=MAINTENANCE_SECONDS - 5):
+                        from synthesis.maintenance import maintenance_run_all_tenants
+
+                        maintenance_run_all_tenants()
+            except Exception:  # noqa: BLE001  the loop must survive a database or Redis blip
+                logger.warning("worker_presence.loop_failed", exc_info=True)
+            finally:
+                close_old_connections()
+            self._stop.wait(HEARTBEAT_SECONDS)

@@ -1,0 +1,146 @@
+"""Synthesis jobs in one process: the API writes the row and holds quota; the actor body
+(called directly, as Dramatiq would) renders, stores, settles and records usage."""
+
+import io
+
+import pytest
+import soundfile as sf
+
+from analytics.models import UsageRecord
+from synthesis.models import SynthesisJob
+from synthesis.services import synthesis_job_execute
+from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
+from tests.tenants.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db
+
+TEXT = "Your order ships on 3 May."
+
+
+@pytest.fixture
+def no_wait(settings):
+    settings.PARLA_SYNC_WAIT_SECONDS = 0.05
+
+
+def _run(job_id: int) -> SynthesisJob:
+    job = SynthesisJob.objects.get(pk=job_id)
+    synthesis_job_execute(tenant_id=job.tenant_id, job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+def test_async_job_holds_quota_and_a_slot_until_the_worker_finishes(api_client_for, captured_jobs):
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+
+    response = client.post("/api/v1/jobs", {"text": TEXT, "format": "wav"}, format="json")
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["characters"] == len(TEXT)
+    assert response["Location"] == f"/api/v1/jobs/{body['id']}"
+    assert captured_jobs() == [body["id"]]
+    period = UsagePeriod.objects.for_tenant(tenant).get()
+    assert (period.characters_reserved, period.characters_used) == (len(TEXT), 0)
+    assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 1
+
+    job = _run(body["id"])
+
+    assert job.status == "succeeded"
+    period.refresh_from_db()
+    assert (period.characters_reserved, period.characters_used) == (0, len(TEXT))
+    assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
+    usage = UsageRecord.objects.for_tenant(tenant).get()
+    assert (usage.job_id, usage.characters_billed, usage.cached) == (job.pk, len(TEXT), False)
+    audio = client.get(f"/api/v1/jobs/{job.pk}/audio")
+    assert audio.status_code == 200
+    assert audio["Content-Type"] == "audio/wav"
+    samples, rate = sf.read(io.BytesIO(b"".join(audio.streaming_content)))
+    assert len(samples) / rate == pytest.approx(job.audio_seconds, abs=0.01)
+    assert audio["X-Parla-Cache"] == "miss"
+
+
+def test_job_run_twice_yields_one_audio_file_and_one_usage_record(api_client_for, captured_jobs):
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+
+    first = _run(job_id)
+    path = first.storage_path
+    second = _run(job_id)  # The message delivered again.
+
+    assert second.storage_path == path
+    assert second.attempts == 1
+    assert UsageRecord.objects.for_tenant(tenant).count() == 1
+    assert UsagePeriod.objects.for_tenant(tenant).get().characters_used == len(TEXT)
+
+
+def test_identical_request_is_served_from_cache_and_not_charged(api_client_for, captured_jobs):
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    first = _run(client.post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"])
+
+    second = _run(client.post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"])
+
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert UsageRecord.objects.for_tenant(tenant).get(job=second).characters_billed == 0
+    assert UsagePeriod.objects.for_tenant(tenant).get().characters_used == len(TEXT)
+
+
+def test_sync_speech_without_a_worker_answers_202_with_the_job(api_client_for, no_wait, captured_jobs):
+    tenant = TenantFactory()
+
+    response = api_client_for(tenant).post("/api/v1/speech", {"text": TEXT}, format="json")
+
+    assert response.status_code == 202
+    assert response.json()["waiting_for"] == "worker"
+    assert response["X-Parla-Job-Id"] == str(response.json()["id"])
+
+
+def test_permanent_failure_refunds_the_reservation_and_frees_the_slot(api_client_for, captured_jobs):
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+    # The voice disappears between the request and the worker (an operator removed it).
+    SynthesisJob.objects.for_tenant(tenant).filter(pk=job_id).update(voice_id="piper:no-such-voice")
+
+    job = _run(job_id)
+
+    assert job.status == "failed"
+    assert job.error_code == "unknown_voice"
+    assert QuotaReservation.objects.for_tenant(tenant).get().state == "released"
+    period = UsagePeriod.objects.for_tenant(tenant).get()
+    assert (period.characters_reserved, period.characters_used) == (0, 0)
+    assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
+    assert not UsageRecord.objects.for_tenant(tenant).exists()
+
+
+def test_delete_job_removes_its_audio_but_keeps_the_record(api_client_for, captured_jobs):
+    from django.core.files.storage import default_storage
+
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    job = _run(client.post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"])
+    path = job.storage_path
+
+    response = client.delete(f"/api/v1/jobs/{job.pk}")
+
+    assert response.status_code == 204
+    assert not default_storage.exists(path)
+    detail = client.get(f"/api/v1/jobs/{job.pk}").json()
+    assert (detail["status"], detail["audio_available"]) == ("succeeded", False)
+    assert client.get(f"/api/v1/jobs/{job.pk}/audio").status_code == 404
+    assert UsageRecord.objects.for_tenant(tenant).count() == 1
+
+
+def test_delete_queued_job_cancels_it_and_refunds(api_client_for, captured_jobs):
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    job_id = client.post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+
+    client.delete(f"/api/v1/jobs/{job_id}")
+    job = _run(job_id)  # The message still arrives; the worker leaves a cancelled job alone.
+
+    assert job.status == "cancelled"
+    assert job.storage_path == ""
+    assert UsagePeriod.objects.for_tenant(tenant).get().characters_reserved == 0
+    assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
