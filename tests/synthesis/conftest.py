@@ -11,3 +11,45 @@ def captured_jobs(monkeypatch):
     sent: list[int] = []
     monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
     return lambda: list(sent)
+
+
+@pytest.fixture(scope="module")
+def cpu_worker(django_db_setup, tmp_path_factory):
+    """A real `rundramatiq` process consuming synthesis-cpu and default, on the test database.
+
+    Tests that use it need `django_db(transaction=True)` so the worker sees their rows.
+    """
+    import os
+
+    from django.conf import settings
+
+    from tests.helpers import start_manage, stop
+
+    database = settings.DATABASES["default"]
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "PARLA_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    process = start_manage(
+        "rundramatiq", "--processes", "1", "--threads", "2", "--queues", "synthesis-cpu", "default",
+        env=env, log_path=log_path,
+    )
+    process.log_path = log_path
+    _wait_for_presence("synthesis-cpu", process)
+    yield process
+    stop(process)
+
+
+def _wait_for_presence(queue_name: str, process, timeout: float = 120) -> None:
+    import time
+
+    from synthesis.live import queue_has_worker
+
+    deadline = time.monotonic() + timeout
+    while not queue_has_worker(queue_name):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"worker did not start:\n{process.log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
