@@ -53,7 +53,7 @@ class IdempotencyInProgress(ApplicationError):
 
 
 def register_replayer(kind: str, replayer: Callable[..., Any]) -> None:
-    """`replayer(*, tenant, status, headers, **replay)` rebuilds a stored response of `kind`."""
+    """`replayer(*, tenant, **replay)` answers again for a stored response of `kind`."""
     _replayers[kind] = replayer
 
 
@@ -108,7 +108,10 @@ def _replay(record: IdempotencyRecord, *, tenant):
     headers = {**record.response_headers, "Idempotent-Replayed": "true"}
     if kind == "json":
         return Response(replay.get("body"), status=record.response_status, headers=headers)
-    return _replayers[kind](tenant=tenant, status=record.response_status, headers=headers, **replay)
+    response = _replayers[kind](tenant=tenant, **replay)
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 def idempotent(view_method: Callable[..., Any]) -> Callable[..., Any]:

@@ -30,17 +30,26 @@ AUDIO_FIELDS = {
 _API_NAME = {internal: api for api, internal in AUDIO_FIELDS.items()}
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string and nothing else: 42 or true is an error, not "42" or "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class SpeechInputSerializer(serializers.Serializer):
     """The body of POST /api/v1/speech, /api/v1/speech/stream and /api/v1/jobs."""
 
-    text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+    text = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
                                  help_text="Plain text to speak. Give text or ssml, not both.")
-    ssml = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+    ssml = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
                                  help_text="An SSML document (<speak> root; the supported subset is in the docs).")
-    voice = serializers.CharField(required=False, max_length=200, default="",
+    voice = StrictCharField(required=False, max_length=200, default="",
                                   help_text='A catalog voice ("piper:en_US-joe-medium" or its bare name) or the '
                                             "id of one of your voices. Default: the installation's default voice.")
-    language = serializers.CharField(required=False, max_length=16, help_text="BCP-47; defaults to the voice's.")
+    language = StrictCharField(required=False, max_length=16, help_text="BCP-47; defaults to the voice's.")
     normalize = serializers.BooleanField(default=True,
                                          help_text="Speak numbers, dates, currency, units and abbreviations as words.")
     fallback = serializers.BooleanField(
@@ -85,7 +94,7 @@ class SpeechInputSerializer(serializers.Serializer):
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
-    voice = serializers.CharField(source="voice_id")
+    voice = StrictCharField(source="voice_id")
     voice_profile = serializers.IntegerField(source="voice_profile_id", allow_null=True)
     requested_voice = serializers.CharField(source="requested_voice_id")
     queue = serializers.CharField(source="queue_name")
@@ -120,6 +129,6 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
 class JobListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=SynthesisJob.Status.choices, required=False)
-    voice = serializers.CharField(required=False, max_length=200)
+    voice = StrictCharField(required=False, max_length=200)
     created_after = serializers.DateTimeField(required=False, input_formats=["iso-8601", "%Y-%m-%d"])
     created_before = serializers.DateTimeField(required=False, input_formats=["iso-8601", "%Y-%m-%d"])
