@@ -77,6 +77,9 @@ class SynthesisJob(TenantOwnedModel):
     )
     holds_slot = models.BooleanField(default=False, help_text="Holds one of the plan's concurrent-job slots.")
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The worker process running it (see synthesis.workers): a running job whose worker has
+    # stopped sending heartbeats is taken over.
+    worker_id = models.CharField(max_length=200, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)
     # Result.

@@ -221,16 +221,42 @@ def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
         if job is None:
             logger.info("synthesis_job_run.missing", extra={"tenant_id": tenant_id, "job_id": job_id})
             return None
-        if job.status != SynthesisJob.Status.QUEUED:
+        if job.status != SynthesisJob.Status.QUEUED and not _orphaned(job, _alive_worker_ids()):
             # Finished, cancelled, or being run by another delivery of the same message.
             logger.info("synthesis_job_run.skipped",
                         extra={"tenant_id": tenant_id, "job_id": job_id, "status": job.status})
             return None
+        if job.attempts >= MAX_ATTEMPTS:
+            _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
+                         message=f"The job failed {job.attempts} times; the characters were refunded.")
+            return None
+        from synthesis import workers
+
         job.status = SynthesisJob.Status.RUNNING
         job.attempts += 1
         job.started_at = timezone.now()
-        job.save(update_fields=["status", "attempts", "started_at"])
+        job.worker_id = workers.current_worker_id
+        job.save(update_fields=["status", "attempts", "started_at", "worker_id"])
         return job
+
+
+def _alive_worker_ids() -> set[str]:
+    from synthesis.live import workers_alive
+
+    return {worker["id"] for worker in workers_alive()}
+
+
+def _orphaned(job: SynthesisJob, alive: set[str]) -> bool:
+    """A running job whose worker is gone: it stopped sending heartbeats, or (for a job run
+    outside a worker) it has been running longer than any job may."""
+    from synthesis.tasks.actors import JOB_TIME_LIMIT_MS
+
+    if job.status != SynthesisJob.Status.RUNNING:
+        return False
+    if job.worker_id:
+        return job.worker_id not in alive
+    limit = dt.timedelta(milliseconds=JOB_TIME_LIMIT_MS) + dt.timedelta(seconds=60)
+    return job.started_at is not None and job.started_at < timezone.now() - limit
 
 
 @contextmanager
@@ -402,14 +428,20 @@ def _fail(job: SynthesisJob, *, code: str, message: str) -> None:
         locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
         if locked.status != SynthesisJob.Status.RUNNING:
             return
-        locked.status = SynthesisJob.Status.FAILED
-        locked.error_code, locked.error_message = code, message
-        locked.finished_at = timezone.now()
-        _release_holds(locked)
-        locked.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot"])
-    job_event_publish(job_id=job.pk, event=JobEvent("error", info={"code": code, "message": message}))
+        _fail_locked(locked, code=code, message=message)
+
+
+def _fail_locked(job: SynthesisJob, *, code: str, message: str) -> None:
+    """Mark an unfinished job failed and give back its holds. Call with the row locked."""
+    job.status = SynthesisJob.Status.FAILED
+    job.error_code, job.error_message = str(code), message
+    job.finished_at = timezone.now()
+    _release_holds(job)
+    job.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot"])
+    transaction.on_commit(lambda: job_event_publish(
+        job_id=job.pk, event=JobEvent("error", info={"code": str(code), "message": message})))
     logger.info("synthesis_job_run.failed_permanently",
-                extra={"tenant_id": job.tenant_id, "job_id": job.pk, "code": code})
+                extra={"tenant_id": job.tenant_id, "job_id": job.pk, "code": str(code)})
 
 
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
@@ -458,15 +490,15 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
 def synthesis_jobs_recover_all_tenants() -> int:
     """Re-enqueue jobs whose message or worker was lost. Crosses tenants by design.
 
-    - running, but started longer ago than a job may run: its worker died; run it again.
+    - running, but its worker stopped sending heartbeats (or, run outside a worker, for
+      longer than a job may run): the worker died; run it again.
     - queued, and enqueued longer ago than PARLA_JOB_REQUEUE_SECONDS: the message may be
       lost with a broker; send it again (a duplicate is harmless, the actor is idempotent).
+    A job that has used all its attempts is failed and refunded instead.
     """
     now = timezone.now()
-    from synthesis.tasks.actors import JOB_TIME_LIMIT_MS
-
-    stale_running = now - dt.timedelta(milliseconds=JOB_TIME_LIMIT_MS) - dt.timedelta(seconds=60)
     stale_queued = now - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS)
+    alive = _alive_worker_ids()
     recovered = 0
     candidates = SynthesisJob.objects.filter(
         status__in=[SynthesisJob.Status.RUNNING, SynthesisJob.Status.QUEUED]
@@ -476,16 +508,14 @@ def synthesis_jobs_recover_all_tenants() -> int:
             job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update(skip_locked=True).filter(pk=job_id).first()
             if job is None:
                 continue
-            if job.status == SynthesisJob.Status.RUNNING and job.started_at and job.started_at < stale_running:
-                job.status = SynthesisJob.Status.QUEUED
-            elif not (job.status == SynthesisJob.Status.QUEUED and job.enqueued_at and job.enqueued_at < stale_queued):
+            lost_message = job.status == SynthesisJob.Status.QUEUED and job.enqueued_at and job.enqueued_at < stale_queued
+            if not (_orphaned(job, alive) or lost_message):
                 continue
             if job.attempts >= MAX_ATTEMPTS:
-                job.status = SynthesisJob.Status.RUNNING  # _fail() finishes running jobs only.
-                job.save(update_fields=["status"])
-                transaction.on_commit(lambda j=job: _fail(j, code=ErrorCode.SYNTHESIS_FAILED,
-                                                          message="The job's worker stopped; the characters were refunded."))
+                _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
+                             message="The job's worker stopped too often; the characters were refunded.")
                 continue
+            job.status = SynthesisJob.Status.QUEUED
             job.enqueued_at = now
             job.save(update_fields=["status", "enqueued_at"])
             _enqueue(job)
@@ -503,10 +533,10 @@ def stream_jobs_expire_all_tenants() -> int:
         created_at__lt=cutoff,
     ).values_list("tenant_id", "pk")
     for tenant_id, job_id in stale.iterator():
-        job = SynthesisJob.objects.for_tenant(tenant_id).get(pk=job_id)
-        if job.status == SynthesisJob.Status.QUEUED:
-            SynthesisJob.objects.for_tenant(tenant_id).filter(pk=job_id, status=SynthesisJob.Status.QUEUED).update(
-                status=SynthesisJob.Status.RUNNING)
-        _fail(job, code=ErrorCode.SYNTHESIS_FAILED, message="The stream was not served in time; nothing was charged.")
-        expired += 1
+        with transaction.atomic():
+            job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update().get(pk=job_id)
+            if not job.finished:
+                _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
+                             message="The stream was not served in time; nothing was charged.")
+                expired += 1
     return expired

@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10
 MAINTENANCE_SECONDS = 60
 
+# This process's worker id once a worker has booted in it (jobs record who runs them).
+current_worker_id = ""
+
 
 class WorkerPresence(dramatiq.Middleware):
     def __init__(self) -> None:
@@ -28,6 +31,8 @@ class WorkerPresence(dramatiq.Middleware):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def after_worker_boot(self, broker, worker) -> None:
+        global current_worker_id
+        current_worker_id = self.worker_id
         queues = worker.consumer_whitelist or broker.get_declared_queues()
         self._queues = sorted(q for q in queues if not q.endswith((".DQ", ".XQ")))
         self._stop.clear()
