@@ -471,7 +471,7 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             job_slot_release(tenant=locked.tenant_id)
             locked.holds_slot = False
         locked.save()
-        UsageRecord.objects.get_or_create(
+        UsageRecord.objects.for_tenant(locked.tenant_id).get_or_create(
             job=locked,
             defaults={
                 "tenant_id": locked.tenant_id, "api_key_id": locked.api_key_id, "voice_id": locked.voice_id,

@@ -12,6 +12,7 @@ from tenants.api_base import TenantScopedMixin
 from tenants.models import ApiKey
 from tenants.scoping import TenantOwnedModel
 from tests.tenants.factories import ApiKeyFactory, TenantFactory
+from tests.synthesis.factories import SynthesisJobFactory
 from tests.voices.factories import VoiceProfileFactory, VoiceReferenceFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,8 +145,15 @@ def _reference(tenant):
     return reference, {"pk": reference.profile_id, "reference_id": reference.pk}
 
 
+def _job(tenant):
+    job = SynthesisJobFactory(tenant=tenant)
+    return job, {"pk": job.pk}
+
+
 OBJECT_FACTORIES = {
     "api-key-detail": _api_key,
+    "job-detail": _job,
+    "job-audio": _job,
     "voice-detail": _voice,
     "voice-references": _voice,
     "voice-reference-delete": _reference,
@@ -216,3 +224,27 @@ def test_tenant_detail_is_always_the_callers_tenant(api_client_for):
     body = api_client_for(mine).get("/api/v1/tenant", {"tenant": theirs.slug, "id": theirs.pk}).json()
 
     assert body["slug"] == mine.slug
+
+
+@pytest.mark.django_db
+def test_jobs_list_returns_only_the_callers_jobs(api_client_for):
+    mine, theirs = TenantFactory(), TenantFactory()
+    SynthesisJobFactory(tenant=theirs)
+    own = SynthesisJobFactory(tenant=mine)
+
+    rows = api_client_for(mine).get("/api/v1/jobs").json()["results"]
+
+    assert [row["id"] for row in rows] == [own.pk]
+
+
+@pytest.mark.django_db
+def test_deleting_another_tenants_job_leaves_its_audio(api_client_for):
+    from django.core.files.storage import default_storage
+
+    mine, theirs = TenantFactory(), TenantFactory()
+    job = SynthesisJobFactory(tenant=theirs)
+
+    response = api_client_for(mine).delete(f"/api/v1/jobs/{job.pk}")
+
+    assert response.status_code == 404
+    assert default_storage.exists(job.storage_path)
