@@ -156,6 +156,7 @@ OBJECT_FACTORIES = {
     "job-audio": _job,
     "voice-detail": _voice,
     "voice-references": _voice,
+    "voice-preview": _voice,
     "voice-reference-delete": _reference,
 }
 MISSING = 987654321

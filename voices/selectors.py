@@ -39,6 +39,19 @@ def voice_reference_get(*, tenant: Tenant, profile: VoiceProfile, reference_id: 
     return reference
 
 
+def voice_preview_get(*, tenant: Tenant, profile: VoiceProfile, audio_format: str):
+    """The preview already made for the profile as it is now (same enrollment), if any."""
+    from synthesis.models import SynthesisJob
+
+    return (
+        SynthesisJob.objects.for_tenant(tenant)
+        .filter(mode=SynthesisJob.Mode.PREVIEW, voice_profile=profile, status=SynthesisJob.Status.SUCCEEDED,
+                audio_options__format=audio_format, audio_deleted_at__isnull=True, created_at__gte=profile.updated_at)
+        .order_by("-created_at")
+        .first()
+    )
+
+
 def engine_licence(engine: str) -> Licence | None:
     try:
         return engine_get(engine).info.licence

@@ -144,3 +144,36 @@ def test_delete_queued_job_cancels_it_and_refunds(api_client_for, captured_jobs)
     assert job.storage_path == ""
     assert UsagePeriod.objects.for_tenant(tenant).get().characters_reserved == 0
     assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
+
+
+def test_voice_preview_is_made_once_and_then_served_as_is(api_client_for, captured_jobs, settings):
+    from tests.voices.factories import VoiceProfileFactory
+
+    settings.PARLA_SYNC_WAIT_SECONDS = 0.05
+    profile = VoiceProfileFactory(status="ready")
+    client = api_client_for(profile.tenant)
+
+    pending = client.get(f"/api/v1/voices/{profile.pk}/preview")
+    _run(pending.json()["id"])
+    first = client.get(f"/api/v1/voices/{profile.pk}/preview", HTTP_ACCEPT="audio/*")
+    again = client.get(f"/api/v1/voices/{profile.pk}/preview")
+
+    assert pending.status_code == 202
+    assert first.status_code == 200
+    assert first["Content-Type"] == "audio/mpeg"
+    assert again["X-Parla-Job-Id"] == first["X-Parla-Job-Id"] == str(pending.json()["id"])
+    assert captured_jobs() == [pending.json()["id"]]
+    # Previews are free and stay out of the tenant's job history.
+    assert UsagePeriod.objects.for_tenant(profile.tenant).first() is None or \
+        UsagePeriod.objects.for_tenant(profile.tenant).get().characters_used == 0
+    assert client.get("/api/v1/jobs").json()["results"] == []
+
+
+def test_voice_preview_of_a_voice_still_enrolling_is_409(api_client_for):
+    from tests.voices.factories import VoiceProfileFactory
+
+    profile = VoiceProfileFactory(status="enrolling", kind="matched", engine="kokoro", base_voice_id="")
+
+    response = api_client_for(profile.tenant).get(f"/api/v1/voices/{profile.pk}/preview")
+
+    assert (response.status_code, response.json()["code"]) == (409, "voice_not_ready")

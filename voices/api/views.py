@@ -1,12 +1,19 @@
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from synthesis.audio import AudioOptions
+from synthesis.models import SynthesisJob
+from synthesis.selectors import speech_voice_resolve
+from synthesis.services import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
+from synthesis.api.views import AnyAcceptNegotiation
 from tenants.api_base import TenantScopedViewSet
 from tenants.errors import ApplicationError
 from tenants.models import ApiKey
@@ -21,7 +28,7 @@ from voices.api.serializers import (
 )
 from voices.errors import AudioTooLarge
 from voices.models import VoiceProfile
-from voices.selectors import voice_list, voice_profile_get, voice_reference_get
+from voices.selectors import voice_list, voice_preview_get, voice_profile_get, voice_reference_get
 from voices.services import (
     Upload,
     voice_profile_create,
@@ -32,6 +39,7 @@ from voices.services import (
 )
 
 _UPDATABLE = {"name", "description", "language", "gender", "age"}
+PREVIEW_FORMATS = ("mp3", "wav", "opus")
 
 
 def _uploads(files, *, max_bytes: int) -> list[Upload]:
@@ -53,6 +61,7 @@ class VoiceViewSet(TenantScopedViewSet):
     queryset = VoiceProfile.objects  # Scoped by the base class; reads go through selectors.
     required_scope = ApiKey.Scope.VOICES.value
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    content_negotiation_class = AnyAcceptNegotiation  # Previews are audio.
     lookup_value_regex = r"\d+"
     serializer_class = VoiceProfileOutputSerializer
 
@@ -134,3 +143,33 @@ class VoiceViewSet(TenantScopedViewSet):
         reference = voice_reference_get(tenant=request.tenant, profile=profile, reference_id=int(reference_id))
         voice_reference_delete(tenant=request.tenant, reference=reference, context=AuditContext.from_request(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=[*PREVIEW_FORMATS], description="Default mp3.")],
+        responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="A short sample of the voice."),
+                   202: OpenApiResponse(description="The sample is still being made (the job)."),
+                   409: OpenApiResponse(description="voice_not_ready, engine_unavailable")},
+        tags=["voices"],
+    )
+    @action(detail=True, methods=["get"], url_path="preview")
+    def preview(self, request: Request, pk: str):
+        """A short sample of the voice, made once per enrollment and format and then served as is."""
+        from synthesis.api.views import speech_result_response, wait_for_job
+
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
+        audio_format = request.query_params.get("format", "mp3")
+        if audio_format not in PREVIEW_FORMATS:
+            raise ApplicationError(
+                f"Previews come as {', '.join(PREVIEW_FORMATS)}.", extra={"fields": {"format": ["Unsupported."]}}
+            )
+        voice = speech_voice_resolve(tenant=request.tenant, voice=str(profile.pk))
+        made = voice_preview_get(tenant=request.tenant, profile=profile, audio_format=audio_format)
+        if made is not None:
+            return speech_result_response(made)
+        job = synthesis_job_create(
+            tenant=request.tenant, voice=voice, mode=SynthesisJob.Mode.PREVIEW, text=PREVIEW_TEXT,
+            audio=AudioOptions(format=audio_format), api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+        )
+        if not waiting_for_worker(job):
+            job = wait_for_job(job, timeout=settings.PARLA_SYNC_WAIT_SECONDS)
+        return speech_result_response(job)
