@@ -8,7 +8,9 @@ override the scoping: __init_subclass__ refuses it at import time.
 from typing import ClassVar
 
 from rest_framework import viewsets
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import BasePagination, CursorPagination
+from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 from rest_framework.views import APIView
 
@@ -88,6 +90,48 @@ class CreatedAtCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def get_page_size(self, request):
+        # DRF silently falls back to the default for a bad page_size; say so instead.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
+            from tenants.errors import ApplicationError
+
+            raise ApplicationError(
+                f"page_size must be a whole number from 1 to {self.max_page_size}.",
+                extra={"fields": {self.page_size_query_param: ["Invalid page size."]}},
+            )
+        return super().get_page_size(request)
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF answers a malformed cursor with 404; it is a bad request.
+            from tenants.errors import ApplicationError
+
+            raise ApplicationError(
+                "The cursor is not one this API gave out.", extra={"fields": {"cursor": ["Invalid cursor."]}}
+            ) from None
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
+
+class ResultsEnvelope(BasePagination):
+    """Short lists that need no pages, wrapped like paginated ones: {"results": [...]}."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        return list(queryset)
+
+    def get_paginated_response(self, data):
+        return Response({"results": data})
+
+    def get_paginated_response_schema(self, schema):
+        return {"type": "object", "properties": {"results": schema}, "required": ["results"]}
 
 
 class OptionalSlashRouter(SimpleRouter):

@@ -20,6 +20,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Visible ASCII, no spaces: what a UUID, an order number or a hash looks like.
+KEY_PATTERN = r"^[!-~]{1,255}$"
 # Response headers worth repeating on a replay.
 _KEPT_HEADERS = ("Location", "Content-Disposition")
 
@@ -123,10 +126,10 @@ def idempotent(view_method: Callable[..., Any]) -> Callable[..., Any]:
         if key is None:
             return view_method(view, request, *args, **kwargs)
         key = key.strip()
-        if not key or len(key) > MAX_KEY_LENGTH:
+        if not re.fullmatch(KEY_PATTERN, key):
             raise ApplicationError(
-                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.",
-                extra={"fields": {HEADER: ["Invalid length."]}},
+                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters (no spaces).",
+                extra={"fields": {HEADER: ["Invalid key."]}},
             )
         tenant = request.tenant
         fingerprint = _fingerprint(request)
@@ -171,3 +174,14 @@ def idempotency_records_purge_expired_all_tenants() -> int:
     """Drop expired keys (run by worker maintenance). Crosses tenants by design."""
     deleted, _ = IdempotencyRecord.objects.filter(expires_at__lte=timezone.now()).delete()
     return deleted
+
+
+def idempotency_parameter():
+    """The header as documented on every endpoint that honours it."""
+    from drf_spectacular.utils import OpenApiParameter
+
+    return OpenApiParameter(
+        HEADER, str, OpenApiParameter.HEADER, pattern=KEY_PATTERN,
+        description="Send the same key again to get the first response back without new work or charge "
+                    "(422 with another body, 409 while the first is running; kept 24 h).",
+    )

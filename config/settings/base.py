@@ -191,6 +191,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["tenants.api.schema.strip_trailing_slashes"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tenants.api.schema.document_errors",
+    ],
     # Swagger UI and Redoc assets are served from the installed sidecar package, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -209,6 +213,8 @@ PARLA_ENGINES = env.list("PARLA_ENGINES", default=["piper", "kokoro"])
 PARLA_DEVICE = env("PARLA_DEVICE", default="auto")  # auto, cpu or cuda
 PARLA_ENGINE_THREADS = env.int("PARLA_ENGINE_THREADS", default=2)
 PARLA_LOADED_ENGINES_MAX = env.int("PARLA_LOADED_ENGINES_MAX", default=3)
+# Syntheses a matched voice's pack search may spend (about 5 s each on 2 cores).
+PARLA_MATCH_EVALUATIONS = env.int("PARLA_MATCH_EVALUATIONS", default=100)
 PARLA_DEFAULT_PLAN = env("PARLA_DEFAULT_PLAN", default="starter")
 # Keys are looked up by their visible prefix; the secret part is compared by hash.
 PARLA_API_KEY_PREFIX = "prl_"

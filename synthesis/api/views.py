@@ -23,7 +23,7 @@ from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthes
 from synthesis.services import synthesis_job_create, synthesis_job_delete, waiting_for_worker
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
 from tenants.errors import ApplicationError, ErrorCode, NotFound, error_body
-from tenants.idempotency import idempotent, register_replayer
+from tenants.idempotency import idempotency_parameter, idempotent, register_replayer
 from tenants.models import ApiKey
 
 ERROR_STATUS = {
@@ -195,7 +195,7 @@ class SpeechView(TenantScopedAPIView):
         operation_id="speech_create",
         request=SpeechInputSerializer,
         responses={200: AUDIO_RESPONSE, 202: JOB_ACCEPTED, **ERRORS},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        parameters=[idempotency_parameter()],
         examples=[SPEECH_EXAMPLE],
         tags=["speech"],
         description="Synthesise and answer with the audio. The request waits up to PARLA_SYNC_WAIT_SECONDS for "
@@ -222,7 +222,7 @@ class SpeechStreamView(TenantScopedAPIView):
         responses={200: OpenApiResponse(OpenApiTypes.BINARY, description="Chunked audio (wav with a streaming "
                                         "header, pcm, mp3, opus or ogg) that starts after the first sentence."),
                    202: JOB_ACCEPTED, **ERRORS},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        parameters=[idempotency_parameter()],
         tags=["speech"],
     )
     @idempotent
@@ -290,7 +290,7 @@ class JobViewSet(TenantScopedViewSet):
         tags=["jobs"],
     )
     def list(self, request: Request) -> Response:
-        filters = JobListFilterSerializer(data=request.query_params)
+        filters = JobListFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         jobs = synthesis_job_list(tenant=request.tenant, filters=filters.validated_data)
         page = self.paginate_queryset(jobs)
@@ -299,7 +299,7 @@ class JobViewSet(TenantScopedViewSet):
     @extend_schema(
         request=SpeechInputSerializer,
         responses={202: JobOutputSerializer, **ERRORS},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        parameters=[idempotency_parameter()],
         examples=[SPEECH_EXAMPLE],
         tags=["jobs"],
     )

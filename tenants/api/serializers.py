@@ -43,7 +43,7 @@ class ApiKeyCreateInputSerializer(serializers.Serializer):
 
 
 class ApiKeyOutputSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve
 from synthesis.services import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
 from synthesis.api.views import AnyAcceptNegotiation
-from tenants.api_base import TenantScopedViewSet
+from tenants.api_base import ResultsEnvelope, TenantScopedViewSet
 from tenants.errors import ApplicationError
 from tenants.models import ApiKey
 from tenants.services import AuditContext
@@ -40,6 +40,15 @@ from voices.services import (
 
 _UPDATABLE = {"name", "description", "language", "gender", "age"}
 PREVIEW_FORMATS = ("mp3", "wav", "opus")
+UPLOAD_ERRORS = {
+    400: OpenApiResponse(description="validation_error, audio_corrupt, audio_too_short, audio_too_long"),
+    403: OpenApiResponse(description="plan_limit_reached (voices, cloned voices or recordings per voice), "
+                                     "insufficient_scope"),
+    409: OpenApiResponse(description="engine_unavailable: no engine here can clone or match, or the one named "
+                                     "is not enabled"),
+    413: OpenApiResponse(description="audio_too_large: over the plan's upload limit"),
+    415: OpenApiResponse(description="unsupported_audio: not a WAV, FLAC, MP3, OGG or M4A recording"),
+}
 
 
 def _uploads(files, *, max_bytes: int) -> list[Upload]:
@@ -62,6 +71,7 @@ class VoiceViewSet(TenantScopedViewSet):
     required_scope = ApiKey.Scope.VOICES.value
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     content_negotiation_class = AnyAcceptNegotiation  # Previews are audio.
+    pagination_class = ResultsEnvelope
     lookup_value_regex = r"\d+"
     serializer_class = VoiceProfileOutputSerializer
 
@@ -76,11 +86,16 @@ class VoiceViewSet(TenantScopedViewSet):
     )
     def list(self, request: Request) -> Response:
         filters = {key: request.query_params.get(key, "") for key in ("language", "engine", "kind")}
-        items = voice_list(tenant=request.tenant, filters=filters)
-        return Response({"results": VoiceListOutputSerializer([asdict(i) for i in items], many=True).data})
+        if filters["kind"] not in ("", *VoiceProfile.Kind.values):
+            raise ApplicationError(
+                f"kind must be one of {', '.join(VoiceProfile.Kind.values)}.",
+                extra={"fields": {"kind": ["Invalid choice."]}},
+            )
+        items = self.paginate_queryset([asdict(i) for i in voice_list(tenant=request.tenant, filters=filters)])
+        return self.get_paginated_response(VoiceListOutputSerializer(items, many=True).data)
 
     @extend_schema(request={"multipart/form-data": VoiceCreateInputSerializer},
-                   responses={201: VoiceProfileOutputSerializer}, tags=["voices"])
+                   responses={201: VoiceProfileOutputSerializer, **UPLOAD_ERRORS}, tags=["voices"])
     def create(self, request: Request) -> Response:
         serializer = VoiceCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -122,7 +137,7 @@ class VoiceViewSet(TenantScopedViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request={"multipart/form-data": VoiceReferencesInputSerializer},
-                   responses={201: VoiceReferenceOutputSerializer(many=True)}, tags=["voices"])
+                   responses={201: VoiceReferenceOutputSerializer(many=True), **UPLOAD_ERRORS}, tags=["voices"])
     @action(detail=True, methods=["post"], url_path="references")
     def references(self, request: Request, pk: str) -> Response:
         profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
