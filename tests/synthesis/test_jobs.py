@@ -177,3 +177,69 @@ def test_voice_preview_of_a_voice_still_enrolling_is_409(api_client_for):
     response = api_client_for(profile.tenant).get(f"/api/v1/voices/{profile.pk}/preview")
 
     assert (response.status_code, response.json()["code"]) == (409, "voice_not_ready")
+
+
+def test_job_is_enqueued_only_after_its_transaction_commits(api_client_for, django_capture_on_commit_callbacks,
+                                                            monkeypatch):
+    from synthesis.tasks.actors import synthesis_job_run
+
+    sent = []
+    monkeypatch.setattr(synthesis_job_run.broker, "enqueue", lambda message, **kw: sent.append(message))
+    tenant = TenantFactory()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+        assert sent == []  # The row is not committed yet: a worker could not see it.
+    for callback in callbacks:
+        callback()
+
+    assert [(m.actor_name, m.queue_name, m.args) for m in sent] == [
+        ("synthesis_job_run", "synthesis-cpu", (tenant.pk, job_id))]
+
+
+def test_transient_failures_retry_a_bounded_number_of_times_then_refund(api_client_for, captured_jobs, monkeypatch):
+    # An engine crash cannot be provoked on demand with a real model; a render that raises
+    # stands in for one (a transient fault: not an input error).
+    def crash(**kwargs):
+        raise RuntimeError("onnxruntime: device lost")
+
+    monkeypatch.setattr("synthesis.render.render", crash)
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+    attempts = []
+
+    for _ in range(3):  # Dramatiq delivers the message again after each raised error.
+        try:
+            synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
+            attempts.append("returned")
+        except RuntimeError:
+            attempts.append("raised")
+
+    job = SynthesisJob.objects.for_tenant(tenant).get(pk=job_id)
+    assert attempts == ["raised", "raised", "returned"]
+    assert (job.status, job.error_code, job.attempts) == ("failed", "synthesis_failed", 3)
+    period = UsagePeriod.objects.for_tenant(tenant).get()
+    assert (period.characters_reserved, period.characters_used) == (0, 0)
+    assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
+
+
+def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypatch, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from synthesis.services import synthesis_jobs_recover_all_tenants
+
+    sent = []
+    monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+    fresh = synthesis_jobs_recover_all_tenants()
+    SynthesisJob.objects.for_tenant(tenant).filter(pk=job_id).update(
+        enqueued_at=timezone.now() - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS + 1))
+
+    stale = synthesis_jobs_recover_all_tenants()
+
+    assert (fresh, stale) == (0, 1)
+    assert sent == [job_id, job_id]  # Created, then sent again.
+    assert _run(job_id).status == "succeeded"
