@@ -21,6 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from dramatiq.threading import Interrupt
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -410,7 +411,9 @@ def synthesis_job_execute(*, tenant_id: int, job_id: int) -> None:
         code = getattr(exc, "code", ErrorCode.SYNTHESIS_FAILED)
         _fail(job, code=str(code), message=getattr(exc, "message", str(exc)))
         return
-    except Exception as exc:
+    except (Exception, Interrupt) as exc:
+        # Interrupt: the actor's time limit stopped a hung synthesis. Same as any other
+        # transient fault: run it again while attempts are left.
         if job.mode == SynthesisJob.Mode.STREAM or job.attempts >= MAX_ATTEMPTS:
             logger.exception("synthesis_job_run.failed", extra={"tenant_id": tenant_id, "job_id": job_id})
             _fail(job, code=ErrorCode.SYNTHESIS_FAILED, message="Synthesis failed; the characters were refunded.")

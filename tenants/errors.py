@@ -56,6 +56,9 @@ class ErrorCode(StrEnum):
     SYNTHESIS_FAILED = "synthesis_failed"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress"
+    INVALID_BATCH = "invalid_batch"
+    WEBHOOK_URL_NOT_ALLOWED = "webhook_url_not_allowed"
+    EXPORT_NOT_READY = "export_not_ready"
     SERVER_ERROR = "server_error"
 
 
