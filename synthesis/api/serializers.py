@@ -39,23 +39,9 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class SpeechInputSerializer(serializers.Serializer):
-    """The body of POST /api/v1/speech, /api/v1/speech/stream and /api/v1/jobs."""
+class AudioOptionsSerializer(serializers.Serializer):
+    """The output format and sound, shared by speech, jobs and batches."""
 
-    text = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
-                                 help_text="Plain text to speak. Give text or ssml, not both.")
-    ssml = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
-                                 help_text="An SSML document (<speak> root; the supported subset is in the docs).")
-    voice = StrictCharField(required=False, max_length=200, default="",
-                                  help_text='A catalog voice ("piper:en_US-joe-medium" or its bare name) or the '
-                                            "id of one of your voices. Default: the installation's default voice.")
-    language = StrictCharField(required=False, max_length=16, help_text="BCP-47; defaults to the voice's.")
-    normalize = serializers.BooleanField(default=True,
-                                         help_text="Speak numbers, dates, currency, units and abbreviations as words.")
-    fallback = serializers.BooleanField(
-        default=False,
-        help_text="If the voice needs a GPU and no GPU worker is running, speak with the default voice instead "
-                  "of waiting (the response names the engine that served it).")
     format = serializers.ChoiceField(choices=FORMATS, default="wav")
     sample_rate = serializers.ChoiceField(choices=SAMPLE_RATES, required=False, allow_null=True,
                                           help_text="Hz; default: the voice's own rate.")
@@ -74,14 +60,6 @@ class SpeechInputSerializer(serializers.Serializer):
     wav_subtype = serializers.ChoiceField(choices=WAV_SUBTYPES, required=False)
     trim_silence = serializers.BooleanField(required=False)
 
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        if ("text" in attrs) == ("ssml" in attrs):
-            raise serializers.ValidationError({"text": ["Give either text or ssml (exactly one)."]})
-        return attrs
-
     def audio_options(self) -> AudioOptions:
         """Strict audio options from the raw body (numbers must be JSON numbers)."""
         raw = {AUDIO_FIELDS[name]: value for name, value in self.initial_data.items() if name in AUDIO_FIELDS}
@@ -92,6 +70,41 @@ class SpeechInputSerializer(serializers.Serializer):
             exc.extra = {**exc.extra, "fields": {_API_NAME.get(k, k): v for k, v in fields.items()}}
             raise
 
+    def audio_options_from_form(self) -> AudioOptions:
+        """From validated form fields (multipart uploads carry numbers as text)."""
+        values = {AUDIO_FIELDS[name]: value for name, value in self.validated_data.items() if name in AUDIO_FIELDS}
+        try:
+            return AudioOptions(**values)
+        except InvalidAudioOptions as exc:
+            fields = exc.extra.get("fields", {})
+            exc.extra = {**exc.extra, "fields": {_API_NAME.get(k, k): v for k, v in fields.items()}}
+            raise
+
+
+class SpeechInputSerializer(AudioOptionsSerializer):
+    """The body of POST /api/v1/speech, /api/v1/speech/stream and /api/v1/jobs."""
+
+    text = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="Plain text to speak. Give text or ssml, not both.")
+    ssml = StrictCharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="An SSML document (<speak> root; the supported subset is in the docs).")
+    voice = StrictCharField(required=False, max_length=200, default="",
+                                  help_text='A catalog voice ("piper:en_US-joe-medium" or its bare name) or the '
+                                            "id of one of your voices. Default: the installation's default voice.")
+    language = StrictCharField(required=False, max_length=16, help_text="BCP-47; defaults to the voice's.")
+    normalize = serializers.BooleanField(default=True,
+                                         help_text="Speak numbers, dates, currency, units and abbreviations as words.")
+    fallback = serializers.BooleanField(
+        default=False,
+        help_text="If the voice needs a GPU and no GPU worker is running, speak with the default voice instead "
+                  "of waiting (the response names the engine that served it).")
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        if ("text" in attrs) == ("ssml" in attrs):
+            raise serializers.ValidationError({"text": ["Give either text or ssml (exactly one)."]})
+        return attrs
 
 class JobOutputSerializer(serializers.ModelSerializer):
     voice = StrictCharField(source="voice_id")
