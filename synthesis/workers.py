@@ -2,9 +2,9 @@
 
 Each worker process refreshes a heartbeat (queues it consumes, engines it has loaded, CPU
 or GPU) every few seconds; the web tier reads them to tell a tenant that no GPU worker is
-running, and /api/v1/engines to say which engines are loaded. Once a minute, one worker
-across the fleet (a shared lock decides which) runs the upkeep of maintenance.py, so
-nothing needs an external scheduler.
+running, and /api/v1/engines to say which engines are loaded. Every
+PARLA_MAINTENANCE_INTERVAL_SECONDS each worker also runs the upkeep of maintenance.py unless
+another is running it (a short shared lock), so nothing needs an external scheduler.
 """
 
 import logging
@@ -18,7 +18,8 @@ import dramatiq
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10
-MAINTENANCE_SECONDS = 60
+# Held while one worker runs the upkeep, so two never run it at once.
+MAINTENANCE_LOCK_SECONDS = 20
 
 # This process's worker id once a worker has booted in it (jobs record who runs them).
 current_worker_id = ""
@@ -62,17 +63,19 @@ class WorkerPresence(dramatiq.Middleware):
         }
 
     def _loop(self) -> None:
+        from django.conf import settings
         from django.db import close_old_connections
 
         from synthesis.live import maintenance_lock, worker_heartbeat
 
+        interval = settings.PARLA_MAINTENANCE_INTERVAL_SECONDS
         last_maintenance = 0.0
         while not self._stop.is_set():
             try:
                 worker_heartbeat(worker_id=self.worker_id, info=self._info())
-                if time.monotonic() - last_maintenance >= MAINTENANCE_SECONDS:
+                if time.monotonic() - last_maintenance >= interval:
                     last_maintenance = time.monotonic()
-                    if maintenance_lock(name="maintenance", seconds=MAINTENANCE_SECONDS - 5):
+                    if maintenance_lock(name="maintenance", seconds=MAINTENANCE_LOCK_SECONDS):
                         from synthesis.maintenance import maintenance_run_all_tenants
 
                         maintenance_run_all_tenants()
@@ -80,4 +83,4 @@ class WorkerPresence(dramatiq.Middleware):
                 logger.warning("worker_presence.loop_failed", exc_info=True)
             finally:
                 close_old_connections()
-            self._stop.wait(HEARTBEAT_SECONDS)
+            self._stop.wait(min(HEARTBEAT_SECONDS, interval))

@@ -210,6 +210,8 @@ PARLA_MODEL_DIR = Path(env("PARLA_MODEL_DIR", default=str(VAR_DIR / "models")))
 # Engines this installation offers. XTTS, SpeechT5, MMS and Bark need weights in
 # PARLA_MODEL_DIR (and the engines extra); Piper and Kokoro work out of the box.
 PARLA_ENGINES = env.list("PARLA_ENGINES", default=["piper", "kokoro"])
+# Engines of your own: "name=package.module.EngineClass,..." (then list the name in PARLA_ENGINES).
+PARLA_EXTRA_ENGINES = env.dict("PARLA_EXTRA_ENGINES", default={})
 PARLA_DEVICE = env("PARLA_DEVICE", default="auto")  # auto, cpu or cuda
 PARLA_ENGINE_THREADS = env.int("PARLA_ENGINE_THREADS", default=2)
 PARLA_LOADED_ENGINES_MAX = env.int("PARLA_LOADED_ENGINES_MAX", default=3)
@@ -231,6 +233,12 @@ PARLA_SYNC_WAIT_SECONDS = env.float("PARLA_SYNC_WAIT_SECONDS", default=60.0)
 PARLA_STREAM_IDLE_SECONDS = env.float("PARLA_STREAM_IDLE_SECONDS", default=60.0)
 # Queued jobs untouched for this long are enqueued again (their message may be lost).
 PARLA_JOB_REQUEUE_SECONDS = env.int("PARLA_JOB_REQUEUE_SECONDS", default=15 * 60)
+# The longest one synthesis job may run before its worker stops it (and retries it).
+PARLA_JOB_TIME_LIMIT_SECONDS = env.int("PARLA_JOB_TIME_LIMIT_SECONDS", default=10 * 60)
+# How often each worker runs the upkeep (recovery of lost jobs, stale holds); one at a time.
+PARLA_MAINTENANCE_INTERVAL_SECONDS = env.int("PARLA_MAINTENANCE_INTERVAL_SECONDS", default=60)
+# Webhook receivers on loopback or private networks (tests, intranets) need this switched on.
+PARLA_WEBHOOK_ALLOW_PRIVATE = env.bool("PARLA_WEBHOOK_ALLOW_PRIVATE", default=False)
 PARLA_IDEMPOTENCY_TTL_SECONDS = env.int("PARLA_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 # OpenAI voice names on /v1/audio/speech → catalog voices ("alloy=kokoro:jf_alpha,...");
 # names not listed speak with PARLA_DEFAULT_VOICE.

@@ -44,10 +44,11 @@ def resolve_device(requested: str) -> str:
 def _engines() -> dict[str, Engine]:
     device = resolve_device(settings.PARLA_DEVICE)
     engines = {}
+    classes = {**ENGINE_CLASSES, **settings.PARLA_EXTRA_ENGINES}
     for name in settings.PARLA_ENGINES:
-        if name not in ENGINE_CLASSES:
+        if name not in classes:
             raise EngineUnavailable(f"Unknown engine {name!r} in PARLA_ENGINES.", extra={"engine": name})
-        engine_class = import_string(ENGINE_CLASSES[name])
+        engine_class = import_string(classes[name])
         engines[name] = engine_class(
             model_dir=settings.PARLA_MODEL_DIR, device=device, threads=settings.PARLA_ENGINE_THREADS
         )

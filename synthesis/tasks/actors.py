@@ -1,6 +1,8 @@
+from django.conf import settings
+
 from config.dramatiq import QUEUE_DEFAULT, QUEUE_SYNTHESIS_CPU, parla_actor
 
-JOB_TIME_LIMIT_MS = 10 * 60 * 1000
+JOB_TIME_LIMIT_MS = settings.PARLA_JOB_TIME_LIMIT_SECONDS * 1000
 
 
 # Sent to synthesis-gpu instead for engines that need a GPU (see synthesis.services._enqueue).
