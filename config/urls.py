@@ -5,6 +5,7 @@ from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.health import health
+from synthesis.api.openai import OpenAISpeechView
 
 # Operators' login is a brute-force target: at most 10 POSTs per minute per address.
 admin.site.login = ratelimit(key="ip", rate="10/m", method="POST", block=True)(admin.site.login)
@@ -18,6 +19,9 @@ urlpatterns = [
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("voices.api.urls")),
     path("api/v1/", include("synthesis.api.urls")),
+    # OpenAI-compatible: clients set base_url to "<parla>/v1".
+    path("v1/audio/speech", OpenAISpeechView.as_view(), name="openai-speech"),
+    path("v1/audio/speech/", OpenAISpeechView.as_view()),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -264,6 +264,7 @@ def stream_response(job: SynthesisJob, *, transform=None):
     response["X-Parla-Job-Id"] = str(job.pk)
     response["X-Parla-Characters"] = str(job.characters)
     response["X-Parla-Engine"] = first.info.get("engine", job.engine)
+    response["X-Parla-Voice"] = job.voice_id
     response["X-Parla-Cache"] = "miss"
     response["Cache-Control"] = "no-store"
     response["X-Accel-Buffering"] = "no"  # Proxies must pass chunks on at once.

@@ -86,7 +86,7 @@ class VoiceViewSet(TenantScopedViewSet):
     )
     def list(self, request: Request) -> Response:
         filters = {key: request.query_params.get(key, "") for key in ("language", "engine", "kind")}
-        if filters["kind"] not in ("", *VoiceProfile.Kind.values):
+        if "kind" in request.query_params and filters["kind"] not in VoiceProfile.Kind.values:
             raise ApplicationError(
                 f"kind must be one of {', '.join(VoiceProfile.Kind.values)}.",
                 extra={"fields": {"kind": ["Invalid choice."]}},
