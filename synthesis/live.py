@@ -7,7 +7,7 @@
   and it expires on its own when nobody reads it.
 - Worker presence: each worker process refreshes a heartbeat (its queues, the engines it has
   loaded, whether it has a GPU) that the web tier reads to tell a tenant "no GPU worker is
-  running" instead of letting a request hang.
+  running" instead of letting a request hang (every PARLA_WORKER_HEARTBEAT_SECONDS).
 
 In embedded mode (no Redis) the worker runs inside the web process, so both live in memory.
 """
@@ -25,8 +25,9 @@ from django.conf import settings
 
 # A channel nobody reads is dropped after this long.
 CHANNEL_TTL_SECONDS = 15 * 60
-# A worker that has not refreshed its heartbeat for this long is considered gone.
-PRESENCE_TTL_SECONDS = 30
+def presence_ttl_seconds() -> float:
+    """A worker that has not refreshed its heartbeat for this long is considered gone."""
+    return 3 * settings.PARLA_WORKER_HEARTBEAT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class _RedisLive:
         now = time.time()
         pipe = self._client.pipeline()
         pipe.hset(key, worker_id, json.dumps({**info, "seen": now}))
-        pipe.expire(key, PRESENCE_TTL_SECONDS * 10)
+        pipe.expire(key, int(presence_ttl_seconds() * 10) + 1)
         pipe.execute()
 
     def forget(self, worker_id: str) -> None:
@@ -180,12 +181,42 @@ def workers_alive() -> list[dict[str, Any]]:
     return [
         {"id": worker_id, **info}
         for worker_id, info in _live().workers().items()
-        if now - info.get("seen", 0) <= PRESENCE_TTL_SECONDS
+        if now - info.get("seen", 0) <= presence_ttl_seconds()
     ]
 
 
 def queue_has_worker(queue_name: str) -> bool:
     return any(queue_name in worker.get("queues", ()) for worker in workers_alive())
+
+
+def broker_state_age() -> float | None:
+    """Seconds since the broker's state began, or None if unknown (a durable broker).
+
+    A Redis broker without persistence loses every queued message when Redis restarts, and
+    embedded mode loses its in-memory queue when the process restarts. A marker key set the
+    first time this is asked (and gone with such a loss) tells how old the state is; 0.0
+    means it was lost just now, or this is the very first check.
+    """
+    import dramatiq
+
+    broker = dramatiq.get_broker()
+    now = time.time()
+    client = getattr(broker, "client", None)
+    if client is not None and hasattr(broker, "namespace"):  # RedisBroker
+        key = f"{broker.namespace}:__parla_state_since__"
+        if client.set(key, str(now), nx=True):
+            return 0.0
+        return now - float(client.get(key) or now)
+    if type(broker).__name__ == "StubBroker":
+        global _stub_state_since
+        if _stub_state_since is None:
+            _stub_state_since = now
+            return 0.0
+        return now - _stub_state_since
+    return None
+
+
+_stub_state_since: float | None = None
 
 
 def maintenance_lock(*, name: str, seconds: int) -> bool:

@@ -451,10 +451,12 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
     path = _store_audio(job, outcome.data, outcome.extension)
     with transaction.atomic():
         locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
-        if locked.status != SynthesisJob.Status.RUNNING:
+        if locked.status == SynthesisJob.Status.CANCELLED:
             # Cancelled while it ran: nothing is charged and the audio is not kept.
             transaction.on_commit(lambda: _delete_file(path))
             return
+        if locked.finished:
+            return  # Another run of the same job (a recovered one) finished first; same file.
         billed = 0 if outcome.cache_hit else locked.characters
         locked.status = SynthesisJob.Status.SUCCEEDED
         locked.storage_path = path
@@ -495,12 +497,22 @@ def synthesis_jobs_recover_all_tenants() -> int:
 
     - running, but its worker stopped sending heartbeats (or, run outside a worker, for
       longer than a job may run): the worker died; run it again.
-    - queued, and enqueued longer ago than PARLA_JOB_REQUEUE_SECONDS: the message may be
-      lost with a broker; send it again (a duplicate is harmless, the actor is idempotent).
+    - queued, when the broker lost its messages (see live.broker_state_age), or enqueued
+      longer ago than PARLA_JOB_REQUEUE_SECONDS: send it again (a duplicate is harmless,
+      the actor is idempotent).
     A job that has used all its attempts is failed and refunded instead.
     """
+    from synthesis.live import broker_state_age
+
     now = timezone.now()
     stale_queued = now - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS)
+    state_age = broker_state_age()
+    # The broker lost its messages (Redis restarted without persistence, or the embedded
+    # process restarted): every queued job needs its message again.
+    broker_lost = state_age == 0.0
+    # Heartbeats were lost with it: workers report again within a heartbeat interval (and
+    # the upkeep lock keeps others from running sooner), so judge running jobs next time.
+    presence_trusted = not broker_lost
     alive = _alive_worker_ids()
     recovered = 0
     candidates = SynthesisJob.objects.filter(
@@ -511,8 +523,9 @@ def synthesis_jobs_recover_all_tenants() -> int:
             job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update(skip_locked=True).filter(pk=job_id).first()
             if job is None:
                 continue
-            lost_message = job.status == SynthesisJob.Status.QUEUED and job.enqueued_at and job.enqueued_at < stale_queued
-            if not (_orphaned(job, alive) or lost_message):
+            queued = job.status == SynthesisJob.Status.QUEUED
+            lost_message = queued and (broker_lost or (job.enqueued_at and job.enqueued_at < stale_queued))
+            if not (lost_message or (presence_trusted and _orphaned(job, alive))):
                 continue
             if job.attempts >= MAX_ATTEMPTS:
                 _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,

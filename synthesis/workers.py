@@ -17,7 +17,6 @@ import dramatiq
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 10
 # Held while one worker runs the upkeep, so two never run it at once.
 MAINTENANCE_LOCK_SECONDS = 20
 
@@ -83,4 +82,4 @@ class WorkerPresence(dramatiq.Middleware):
                 logger.warning("worker_presence.loop_failed", exc_info=True)
             finally:
                 close_old_connections()
-            self._stop.wait(min(HEARTBEAT_SECONDS, interval))
+            self._stop.wait(min(settings.PARLA_WORKER_HEARTBEAT_SECONDS, interval))

@@ -235,6 +235,9 @@ PARLA_STREAM_IDLE_SECONDS = env.float("PARLA_STREAM_IDLE_SECONDS", default=60.0)
 PARLA_JOB_REQUEUE_SECONDS = env.int("PARLA_JOB_REQUEUE_SECONDS", default=15 * 60)
 # The longest one synthesis job may run before its worker stops it (and retries it).
 PARLA_JOB_TIME_LIMIT_SECONDS = env.int("PARLA_JOB_TIME_LIMIT_SECONDS", default=10 * 60)
+# Workers refresh their presence this often; one silent for three times as long is gone and
+# its running jobs are taken over.
+PARLA_WORKER_HEARTBEAT_SECONDS = env.float("PARLA_WORKER_HEARTBEAT_SECONDS", default=10.0)
 # How often each worker runs the upkeep (recovery of lost jobs, stale holds); one at a time.
 PARLA_MAINTENANCE_INTERVAL_SECONDS = env.int("PARLA_MAINTENANCE_INTERVAL_SECONDS", default=60)
 # Webhook receivers on loopback or private networks (tests, intranets) need this switched on.

@@ -228,8 +228,10 @@ def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypa
 
     from django.utils import timezone
 
+    from synthesis.live import broker_state_age
     from synthesis.services import synthesis_jobs_recover_all_tenants
 
+    broker_state_age()  # The broker's state is known from here on (nothing was lost).
     sent = []
     monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
     tenant = TenantFactory()
@@ -243,3 +245,24 @@ def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypa
     assert (fresh, stale) == (0, 1)
     assert sent == [job_id, job_id]  # Created, then sent again.
     assert _run(job_id).status == "succeeded"
+
+
+def test_recovery_resends_every_queued_job_when_the_broker_lost_its_messages(api_client_for, monkeypatch):
+    import dramatiq
+
+    from synthesis.live import broker_state_age
+    from synthesis.services import synthesis_jobs_recover_all_tenants
+
+    broker_state_age()
+    sent = []
+    monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+    broker = dramatiq.get_broker()
+    broker.client.delete(f"{broker.namespace}:__parla_state_since__")  # What a Redis restart does.
+
+    recovered = synthesis_jobs_recover_all_tenants()
+
+    assert recovered == 1
+    assert sent.count(job_id) == 2  # Created, then sent again at once (not after the timeout).
+    assert broker_state_age() > 0  # Known again from now on.

@@ -57,7 +57,7 @@ def test_job_of_a_killed_worker_is_recovered_and_charged_once(api_client_for, tm
         first.wait()
     finally:
         stop(first)
-    # Its heartbeat would lapse within PRESENCE_TTL_SECONDS; drop it now rather than wait.
+    # Its heartbeat would lapse within three heartbeat intervals; drop it now rather than wait.
     worker_forget(worker_id=dead_worker)
     assert dead_worker and dead_worker not in {w["id"] for w in workers_alive()}
 
