@@ -47,6 +47,10 @@ def _kind(filename: str, data: bytes) -> str:
         return _EXTENSIONS[suffix]
     if data[:4] == b"PK\x03\x04":
         return "docx"
+    # No telling extension: a first line such as "text,voice,filename" is a CSV header.
+    first = data[:512].split(b"\n", 1)[0].decode("utf-8-sig", "replace").strip().lower()
+    if {"text", "ssml"} & set(re.split(r"\s*[,;\t]\s*", first)) and re.search(r"[,;\t]", first):
+        return "csv"
     return "txt"
 
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("voices.api.urls")),
     path("api/v1/", include("synthesis.api.urls")),
+    path("api/v1/", include("batches.api.urls")),
     # OpenAI-compatible: clients set base_url to "<parla>/v1".
     path("v1/audio/speech", OpenAISpeechView.as_view(), name="openai-speech"),
     path("v1/audio/speech/", OpenAISpeechView.as_view()),

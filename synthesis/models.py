@@ -42,6 +42,7 @@ class SynthesisJob(TenantOwnedModel):
         STREAM = "stream", "Streaming request"
         ASYNC = "async", "Asynchronous job"
         PREVIEW = "preview", "Voice preview"
+        BATCH = "batch", "Batch item"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -58,6 +59,10 @@ class SynthesisJob(TenantOwnedModel):
     voice_profile = models.ForeignKey(
         "voices.VoiceProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Batch items: their batch, place in the input and file name in the export.
+    batch = models.ForeignKey("batches.Batch", on_delete=models.CASCADE, null=True, blank=True, related_name="items")
+    batch_index = models.PositiveIntegerField(null=True, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
     # The voice as synthesis names it ("piper:en_US-joe-medium", "kokoro:profile-7") and
     # the engine serving it; with a fallback, the voice that was asked for.
     voice_id = models.CharField(max_length=200)
@@ -102,6 +107,10 @@ class SynthesisJob(TenantOwnedModel):
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
             models.Index(fields=["status", "created_at"], name="job_status_created"),
+            models.Index(fields=["batch", "status"], name="job_batch_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "batch_index"], name="job_unique_batch_index"),
         ]
 
     def __str__(self) -> str:

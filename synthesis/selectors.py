@@ -80,7 +80,8 @@ def speech_voice_resolve(*, tenant: Tenant, voice: str | None) -> ResolvedVoice:
 
 def synthesis_job_list(*, tenant: Tenant, filters: dict | None = None) -> QuerySet[SynthesisJob]:
     filters = filters or {}
-    qs = SynthesisJob.objects.for_tenant(tenant).exclude(mode=SynthesisJob.Mode.PREVIEW)
+    # Previews and batch items have their own views (the voice, the batch's items).
+    qs = SynthesisJob.objects.for_tenant(tenant).exclude(mode__in=[SynthesisJob.Mode.PREVIEW, SynthesisJob.Mode.BATCH])
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("voice"):

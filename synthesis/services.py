@@ -166,6 +166,15 @@ def synthesis_job_create(
     return job
 
 
+def _after_finish(job: SynthesisJob) -> None:
+    """A batch item that ended may be its batch's last: let the batch know after commit."""
+    if job.batch_id:
+        from batches.services import batch_item_finished
+
+        tenant_id, batch_id = job.tenant_id, job.batch_id
+        transaction.on_commit(lambda: batch_item_finished(tenant_id=tenant_id, batch_id=batch_id))
+
+
 def _release_holds(job: SynthesisJob) -> None:
     """Give back what a job that produced nothing was holding. Call with the row locked."""
     if job.reservation_id:
@@ -185,6 +194,7 @@ def synthesis_job_cancel(*, tenant: Tenant, job: SynthesisJob) -> SynthesisJob:
     job.finished_at = timezone.now()
     _release_holds(job)
     job.save(update_fields=["status", "finished_at", "holds_slot"])
+    _after_finish(job)
     return job
 
 
@@ -441,6 +451,7 @@ def _fail_locked(job: SynthesisJob, *, code: str, message: str) -> None:
     job.finished_at = timezone.now()
     _release_holds(job)
     job.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot"])
+    _after_finish(job)
     transaction.on_commit(lambda: job_event_publish(
         job_id=job.pk, event=JobEvent("error", info={"code": str(code), "message": message})))
     logger.info("synthesis_job_run.failed_permanently",
@@ -485,6 +496,7 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
                 "cached": outcome.cache_hit, "processing_seconds": locked.processing_seconds,
             },
         )
+        _after_finish(locked)
     job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,

@@ -73,6 +73,8 @@ class Tenant(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     # Signs outgoing webhooks (HMAC-SHA256); rotatable by the tenant.
     webhook_secret = models.CharField(max_length=128)
+    # Where batch events go when a batch names no URL of its own.
+    webhook_url = models.URLField(max_length=2000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,6 +12,7 @@ from tenants.api_base import TenantScopedMixin
 from tenants.models import ApiKey
 from tenants.scoping import TenantOwnedModel
 from tests.tenants.factories import ApiKeyFactory, TenantFactory
+from tests.batches.factories import BatchFactory
 from tests.synthesis.factories import SynthesisJobFactory
 from tests.voices.factories import VoiceProfileFactory, VoiceReferenceFactory
 
@@ -150,8 +151,19 @@ def _job(tenant):
     return job, {"pk": job.pk}
 
 
+def _batch(tenant):
+    batch = BatchFactory(tenant=tenant)
+    return batch, {"pk": batch.pk}
+
+
 OBJECT_FACTORIES = {
     "api-key-detail": _api_key,
+    "batch-detail": _batch,
+    "batch-items": _batch,
+    "batch-cancel": _batch,
+    "batch-retry": _batch,
+    "batch-export": _batch,
+    "batch-webhooks": _batch,
     "job-detail": _job,
     "job-audio": _job,
     "voice-detail": _voice,

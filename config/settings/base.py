@@ -191,6 +191,14 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["tenants.api.schema.strip_trailing_slashes"],
+    # Several models have a "status" with its own choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "synthesis.models.SynthesisJob.Status",
+        "BatchStatusEnum": "batches.models.Batch.Status",
+        "WebhookDeliveryStatusEnum": "batches.models.WebhookDelivery.Status",
+        "VoiceStatusEnum": "voices.models.VoiceProfile.Status",
+        "TenantStatusEnum": "tenants.models.Tenant.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tenants.api.schema.document_errors",

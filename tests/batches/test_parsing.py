@@ -119,3 +119,9 @@ def test_json_items_errors_name_the_item(raw, message):
 ])
 def test_safe_filename_keeps_no_folders_or_odd_characters(name, safe):
     assert safe_filename(name) == safe
+
+
+def test_a_csv_without_its_extension_is_recognised_by_its_header():
+    items = items_from_upload(b"text,voice\nHello.,\n", filename="upload")
+
+    assert [(i.text, i.origin) for i in items] == [("Hello.", "line 2")]
