@@ -15,6 +15,7 @@ In embedded mode (no Redis) the worker runs inside the web process, so both live
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 # A channel nobody reads is dropped after this long.
 CHANNEL_TTL_SECONDS = 15 * 60
@@ -155,7 +158,11 @@ def _live() -> _RedisLive | _MemoryLive:
 
 
 def job_event_publish(*, job_id: int, event: JobEvent) -> None:
-    _live().publish(job_id, event)
+    """Best effort: a waiting request falls back to reading the job row (Redis may be down)."""
+    try:
+        _live().publish(job_id, event)
+    except Exception:  # noqa: BLE001  the job's outcome is in the database either way
+        logger.warning("job_event_publish.failed", extra={"job_id": job_id, "kind": event.kind}, exc_info=True)
 
 
 def job_event_next(*, job_id: int, timeout: float) -> JobEvent | None:

@@ -262,10 +262,12 @@ def _orphaned(job: SynthesisJob, alive: set[str]) -> bool:
     outside a worker) it has been running longer than any job may."""
     from synthesis.tasks.actors import JOB_TIME_LIMIT_MS
 
+    from synthesis import workers
+
     if job.status != SynthesisJob.Status.RUNNING:
         return False
     if job.worker_id:
-        return job.worker_id not in alive
+        return job.worker_id != workers.current_worker_id and job.worker_id not in alive
     limit = dt.timedelta(milliseconds=JOB_TIME_LIMIT_MS) + dt.timedelta(seconds=60)
     return job.started_at is not None and job.started_at < timezone.now() - limit
 

@@ -30,11 +30,21 @@ class WorkerPresence(dramatiq.Middleware):
         self._thread: threading.Thread | None = None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
-    def after_worker_boot(self, broker, worker) -> None:
+    def before_worker_boot(self, broker, worker) -> None:
         global current_worker_id
         current_worker_id = self.worker_id
         queues = worker.consumer_whitelist or broker.get_declared_queues()
         self._queues = sorted(q for q in queues if not q.endswith((".DQ", ".XQ")))
+        # Present before the first message is consumed, so no job this worker starts can
+        # look orphaned to the upkeep (its own or another worker's).
+        try:
+            from synthesis.live import worker_heartbeat
+
+            worker_heartbeat(worker_id=self.worker_id, info=self._info())
+        except Exception:  # noqa: BLE001  the loop below retries
+            logger.warning("worker_presence.first_heartbeat_failed", exc_info=True)
+
+    def after_worker_boot(self, broker, worker) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="parla-presence", daemon=True)
         self._thread.start()
