@@ -241,3 +241,19 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         return
     ApiKey.objects.for_tenant(api_key.tenant_id).filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+
+
+@transaction.atomic
+def tenant_webhook_url_set(*, tenant: Tenant, url: str, context: AuditContext = SYSTEM) -> Tenant:
+    """The default receiver of batch events (validated like every webhook URL)."""
+    from batches.webhooks import webhook_url_validate
+
+    if url:
+        webhook_url_validate(url)
+    tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+    tenant.webhook_url = url
+    tenant.full_clean()
+    tenant.save(update_fields=["webhook_url", "updated_at"])
+    audit_event_record(tenant=tenant, action="tenant.webhook_url_changed", context=context, obj=tenant,
+                       extra={"url": url})
+    return tenant

@@ -58,3 +58,13 @@ class ApiKeyCreatedOutputSerializer(ApiKeyOutputSerializer):
     class Meta(ApiKeyOutputSerializer.Meta):
         fields = [*ApiKeyOutputSerializer.Meta.fields, "key"]
         read_only_fields = fields
+
+
+class WebhookSettingsOutputSerializer(serializers.Serializer):
+    url = serializers.CharField(help_text="Default receiver of batch events; empty for none.")
+    secret = serializers.CharField(help_text="Signs every event (X-Parla-Signature, HMAC-SHA256).")
+    signature_header = serializers.CharField()
+
+
+class WebhookSettingsInputSerializer(serializers.Serializer):
+    url = serializers.URLField(allow_blank=True, max_length=2000)

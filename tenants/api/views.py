@@ -1,6 +1,6 @@
 from dataclasses import asdict
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,12 +10,20 @@ from tenants.api.serializers import (
     ApiKeyCreateInputSerializer,
     ApiKeyOutputSerializer,
     TenantOutputSerializer,
+    WebhookSettingsInputSerializer,
+    WebhookSettingsOutputSerializer,
 )
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
 from tenants.authentication import scopes_for_request
 from tenants.models import ApiKey
 from tenants.selectors import tenant_usage_summary
-from tenants.services import AuditContext, api_key_create, api_key_revoke
+from tenants.services import (
+    AuditContext,
+    api_key_create,
+    api_key_revoke,
+    tenant_webhook_secret_rotate,
+    tenant_webhook_url_set,
+)
 
 
 class TenantView(TenantScopedAPIView):
@@ -75,3 +83,43 @@ class ApiKeyViewSet(TenantScopedViewSet):
             tenant=request.tenant, api_key=self.get_object(), context=AuditContext.from_request(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _webhook_settings(tenant) -> dict:
+    from batches.webhooks import SIGNATURE_HEADER
+
+    return {"url": tenant.webhook_url, "secret": tenant.webhook_secret, "signature_header": SIGNATURE_HEADER}
+
+
+class WebhookSettingsView(TenantScopedAPIView):
+    """The tenant's default webhook receiver and signing secret."""
+
+    required_scope = ApiKey.Scope.BATCHES.value
+
+    @extend_schema(operation_id="tenant_webhook_retrieve", responses=WebhookSettingsOutputSerializer,
+                   tags=["tenant"])
+    def get(self, request: Request) -> Response:
+        return Response(WebhookSettingsOutputSerializer(_webhook_settings(request.tenant)).data)
+
+    @extend_schema(operation_id="tenant_webhook_update", request=WebhookSettingsInputSerializer,
+                   responses={200: WebhookSettingsOutputSerializer,
+                              400: OpenApiResponse(description="validation_error, webhook_url_not_allowed")},
+                   tags=["tenant"])
+    def put(self, request: Request) -> Response:
+        serializer = WebhookSettingsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        tenant = tenant_webhook_url_set(tenant=request.tenant, url=serializer.validated_data["url"],
+                                        context=AuditContext.from_request(request))
+        return Response(WebhookSettingsOutputSerializer(_webhook_settings(tenant)).data)
+
+
+class WebhookSecretRotateView(TenantScopedAPIView):
+    required_scope = ApiKey.Scope.BATCHES.value
+
+    @extend_schema(operation_id="tenant_webhook_secret_rotate", request=None,
+                   responses=WebhookSettingsOutputSerializer, tags=["tenant"],
+                   description="A new signing secret, effective for the next delivery.")
+    def post(self, request: Request) -> Response:
+        tenant_webhook_secret_rotate(tenant=request.tenant, context=AuditContext.from_request(request))
+        request.tenant.refresh_from_db()
+        return Response(WebhookSettingsOutputSerializer(_webhook_settings(request.tenant)).data)

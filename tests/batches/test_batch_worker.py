@@ -237,3 +237,29 @@ def test_sigterm_lets_running_items_finish_and_the_next_worker_continues(api_cli
     rerun = [(j.batch_index, j.attempts, j.worker_id) for j in jobs if j.attempts != 1]
     assert rerun == [], pool.logs()  # Nothing was interrupted and run again.
     assert UsageRecord.objects.for_tenant(tenant).filter(job__batch=batch).count() == 30
+
+
+def test_batch_end_delivers_a_signed_webhook_and_logs_it(api_client_for, workers, settings):
+    from batches.webhooks import SIGNATURE_HEADER, verify
+    from tests.batches.test_webhooks import Receiver
+
+    settings.PARLA_WEBHOOK_ALLOW_PRIVATE = True  # The receiver listens on loopback.
+    receiver = Receiver([500, 200])  # The first attempt fails; the retry is delivered.
+    try:
+        tenant = TenantFactory()
+        client = api_client_for(tenant)
+        batch = _batch(client, _sentences(3), webhook_url=receiver.url)
+        pool = workers(PARLA_WEBHOOK_ALLOW_PRIVATE="true")
+        pool.start()
+        _wait(lambda: len(receiver.requests) >= 2, timeout=240, what="the webhook retry", workers=pool)
+    finally:
+        receiver.close()
+
+    headers, body = receiver.requests[-1]
+    assert verify(secret=tenant.webhook_secret, header=headers[SIGNATURE_HEADER], body=body)
+    event = __import__("json").loads(body)
+    assert (event["event"], event["batch"]["id"], event["batch"]["counts"]["succeeded"]) == (
+        "batch.completed", batch.pk, 3)
+    assert event["batch"]["export_url"] == f"/api/v1/batches/{batch.pk}/export"
+    log = client.get(f"/api/v1/batches/{batch.pk}/webhooks").json()["results"]
+    assert [(row["status"], row["attempts"], row["last_status_code"]) for row in log] == [("delivered", 2, 200)]

@@ -155,3 +155,40 @@ def test_webhook_url_validation_refuses(url, settings):
 
     with pytest.raises(WebhookUrlNotAllowed):
         webhook_url_validate(url)
+
+
+def test_tenant_webhook_settings_set_read_and_rotate(api_client_for, settings):
+    settings.PARLA_WEBHOOK_ALLOW_PRIVATE = True
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    old_secret = client.get("/api/v1/tenant/webhook").json()["secret"]
+
+    updated = client.put("/api/v1/tenant/webhook", {"url": "http://127.0.0.1:8081/hooks"}, format="json")
+    rotated = client.post("/api/v1/tenant/webhook/rotate-secret")
+
+    assert updated.json()["url"] == "http://127.0.0.1:8081/hooks"
+    assert rotated.json()["secret"] != old_secret
+    tenant.refresh_from_db()
+    assert (tenant.webhook_url, tenant.webhook_secret) == ("http://127.0.0.1:8081/hooks", rotated.json()["secret"])
+    from tenants.models import AuditEvent
+
+    assert {"tenant.webhook_url_changed", "tenant.webhook_secret_rotated"} <= set(
+        AuditEvent.objects.for_tenant(tenant).values_list("action", flat=True))
+
+
+def test_tenant_webhook_on_a_private_address_is_refused(api_client_for, settings):
+    settings.PARLA_WEBHOOK_ALLOW_PRIVATE = False
+    tenant = TenantFactory()
+
+    response = api_client_for(tenant).put("/api/v1/tenant/webhook", {"url": "http://192.168.1.10/hooks"},
+                                          format="json")
+
+    assert (response.status_code, response.json()["code"]) == (400, "webhook_url_not_allowed")
+    tenant.refresh_from_db()
+    assert tenant.webhook_url == ""
+
+
+def test_webhook_settings_need_the_batches_scope(api_client_for):
+    response = api_client_for(TenantFactory(), scopes=["speech"]).get("/api/v1/tenant/webhook")
+
+    assert (response.status_code, response.json()["code"]) == (403, "insufficient_scope")
