@@ -263,3 +263,37 @@ def test_batch_end_delivers_a_signed_webhook_and_logs_it(api_client_for, workers
     assert event["batch"]["export_url"] == f"/api/v1/batches/{batch.pk}/export"
     log = client.get(f"/api/v1/batches/{batch.pk}/webhooks").json()["results"]
     assert [(row["status"], row["attempts"], row["last_status_code"]) for row in log] == [("delivered", 2, 200)]
+
+
+def test_batch_submit_command_follows_the_batch_to_its_end(workers, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    tenant = TenantFactory()
+    lines = tmp_path / "chapter.md"
+    lines.write_text("# Chapter one\n\nIt was a bright cold day.\n\nThe clocks were striking thirteen.\n")
+    pool = workers()
+    pool.start()
+    out = io.StringIO()
+
+    call_command("batch_submit", str(lines), "--tenant", tenant.slug, "--format", "mp3", "--interval", "0.2",
+                 stdout=out)
+
+    text = out.getvalue()
+    batch = Batch.objects.for_tenant(tenant).get()
+    assert f"Batch {batch.pk}: 3 items" in text
+    assert "100.0%" in text and "ETA" in text
+    assert text.rstrip().endswith(f"Batch {batch.pk} completed. Export: ready ({batch.export_path})")
+    assert batch.name == "chapter.md"
+
+
+def test_batch_submit_command_names_a_bad_line(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    tenant = TenantFactory()
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Fine.\n?! ...\n")
+
+    with pytest.raises(CommandError, match="invalid_text: Line 2"):
+        call_command("batch_submit", str(lines), "--tenant", tenant.slug, "--no-wait")

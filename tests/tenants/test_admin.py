@@ -20,10 +20,19 @@ pytestmark = pytest.mark.django_db
         "/admin/tenants/auditevent/",
         "/admin/tenants/user/",
         "/admin/synthesis/cachedaudio/",
+        "/admin/synthesis/synthesisjob/",
+        "/admin/batches/batch/",
+        "/admin/batches/webhookdelivery/",
+        "/admin/analytics/usagerecord/",
     ],
 )
 def test_admin_pages_load_for_an_operator(admin_client, url):
+    from tests.batches.factories import BatchFactory
+    from tests.synthesis.factories import SynthesisJobFactory
+
     TenantFactory()
+    job = SynthesisJobFactory()
+    BatchFactory(tenant=job.tenant)
 
     response = admin_client.get(url)
 
@@ -174,3 +183,18 @@ def test_admin_login_is_rate_limited_per_address(client):
 
     assert statuses[:10] == [200] * 10  # The form again, with an error.
     assert statuses[10:] == [403, 403]
+
+
+def test_admin_batch_page_shows_its_webhook_log(admin_client):
+    from batches.models import WebhookDelivery
+    from tests.batches.factories import BatchFactory
+
+    batch = BatchFactory()
+    WebhookDelivery.objects.create(tenant=batch.tenant, batch=batch, event="batch.completed",
+                                   url="https://hooks.example.test/parla", payload={}, status="failed",
+                                   attempts=8, last_status_code=500)
+
+    page = admin_client.get(f"/admin/batches/batch/{batch.pk}/change/").content.decode()
+
+    assert "https://hooks.example.test/parla" in page
+    assert "batch.completed" in page
