@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
+from django.views.generic import RedirectView, TemplateView
 from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -14,6 +14,11 @@ admin.site.site_title = "Parla"
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # The dashboard: sign-in under /accounts/, the tenant's pages under /app/.
+    path("accounts/", include("tenants.accounts_urls")),
+    path("app/", RedirectView.as_view(pattern_name="synthesis:speak"), name="dashboard"),
+    path("app/", include("synthesis.urls")),
+    path("app/", include("tenants.urls")),
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tenants.api.urls")),

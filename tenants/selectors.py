@@ -28,6 +28,18 @@ def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
     return Membership.objects.for_tenant(tenant).select_related("user")
 
 
+def membership_get(*, tenant: Tenant, membership_id: int) -> Membership:
+    membership = membership_list(tenant=tenant).filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound()
+    return membership
+
+
+def membership_list_for_user(*, user) -> QuerySet[Membership]:
+    """The signed-in user's own memberships, across tenants (the dashboard's tenant switcher)."""
+    return Membership.objects.filter(user=user, tenant__status=Tenant.Status.ACTIVE).select_related("tenant")
+
+
 def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:
     return AuditEvent.objects.for_tenant(tenant)
 

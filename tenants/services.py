@@ -147,6 +147,24 @@ def membership_create(
     return membership
 
 
+@transaction.atomic
+def membership_delete(*, tenant: Tenant, membership: Membership, context: AuditContext = SYSTEM) -> None:
+    """Remove a member. A tenant always keeps at least one owner."""
+    # NOTE: the tenant row lock serialises removals, so two owners removing each other at
+    # once cannot leave the tenant without an owner.
+    Tenant.objects.select_for_update().get(pk=tenant.pk)
+    membership = Membership.objects.for_tenant(tenant).select_related("user").get(pk=membership.pk)
+    if membership.role == Membership.Role.OWNER and not (
+        Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()
+    ):
+        raise InvalidState("A tenant needs at least one owner; make someone else owner first.")
+    audit_event_record(
+        tenant=tenant, action="membership.deleted", context=context, obj=membership,
+        extra={"user": membership.user.get_username(), "role": membership.role},
+    )
+    membership.delete()
+
+
 def user_get_or_create(*, email: str, password: str | None = None) -> tuple[Any, bool]:
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email__iexact=email).first()

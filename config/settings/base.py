@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -62,6 +63,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tenants.dashboard.dashboard_context",
             ],
         },
     },
@@ -121,13 +123,23 @@ PARLA_EMBEDDED_WORKER_THREADS = env.int("PARLA_EMBEDDED_WORKER_THREADS", default
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
-LOGIN_URL = "admin:login"
+# Dashboard sign-in (operators use /admin/, which has its own login page).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+# Password-reset and invitation links work for three days.
+PASSWORD_RESET_TIMEOUT = 3 * 24 * 3600
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Email (password resets, invitations) ------------------------------------------------
+# EMAIL_URL: "smtp+tls://user:password@smtp.example.com:587"; the default prints mails to the console.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="Parla <no-reply@parla.local>")
 
 # --- I18N / time ------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,127 @@
+"""Plumbing shared by the dashboard's server-rendered pages.
+
+Every page view is wrapped in `tenant_page`: it signs the visitor in, takes the tenant from
+the session through `tenant_for_request` (the same function the API uses; never from the
+URL), checks the role, and turns a selector's NotFound into the HTML 404 page. The context
+processor gives every template the navigation, the role and the tenant switcher.
+
+Pages of other apps join the navigation by defining the URL names in NAVIGATION; an entry
+whose URL does not exist yet is left out.
+"""
+
+from dataclasses import dataclass
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+
+from tenants.authentication import tenant_for_request
+from tenants.errors import ApplicationError, NoTenant, NotFound, TenantSuspended
+from tenants.models import Membership
+from tenants.selectors import membership_list_for_user, membership_role
+
+# Roles that manage keys, members and settings.
+MANAGER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    icon: str  # a symbol id in templates/includes/icons.html
+    managers_only: bool = False
+
+
+NAVIGATION = (
+    NavItem("Speak", "synthesis:speak", "speak"),
+    NavItem("Voices", "voices:index", "voices"),
+    NavItem("Batches", "batches:index", "batches"),
+    NavItem("Usage", "analytics:usage", "usage"),
+    NavItem("API keys", "tenants:keys", "keys", managers_only=True),
+    NavItem("Settings", "tenants:settings", "settings", managers_only=True),
+)
+
+
+def can_manage(role: str | None) -> bool:
+    return role in MANAGER_ROLES
+
+
+def tenant_page(view=None, *, managers_only: bool = False):
+    """Decorate a page view: signed-in member of an active tenant (and owner/admin if asked).
+
+    Sets request.tenant and request.tenant_role. A foreign or missing object (NotFound from a
+    selector) becomes the 404 page, so another tenant's ids look exactly like unknown ones.
+    """
+
+    def decorator(func):
+        @wraps(func)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            try:
+                request.tenant = tenant_for_request(request)
+            except NoTenant:
+                return render(request, "tenants/no_tenant.html", status=403)
+            except TenantSuspended:
+                return render(request, "tenants/suspended.html", status=403)
+            request.tenant_role = membership_role(tenant=request.tenant, user=request.user)
+            if managers_only and not can_manage(request.tenant_role):
+                raise PermissionDenied("Only owners and admins can open this page.")
+            try:
+                return func(request, *args, **kwargs)
+            except NotFound as exc:
+                raise Http404(exc.message) from None
+
+        return wrapper
+
+    return decorator(view) if view is not None else decorator
+
+
+def _nav(request, role: str | None) -> list[dict]:
+    items = []
+    for item in NAVIGATION:
+        if item.managers_only and not can_manage(role):
+            continue
+        try:
+            url = reverse(item.url_name)
+        except NoReverseMatch:
+            continue  # That page is not built (or not installed) yet.
+        items.append({"label": item.label, "url": url, "icon": item.icon,
+                      "active": request.path.startswith(url)})
+    return items
+
+
+def dashboard_context(request) -> dict:
+    """Navigation, role and tenant switcher for every template (empty for visitors)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    tenant = getattr(request, "tenant", None)
+    if not tenant:  # Signed in but a member of no tenant (the middleware's lazy None is falsy).
+        return {"dashboard_memberships": []}
+    role = getattr(request, "tenant_role", None)
+    if role is None:
+        role = membership_role(tenant=tenant, user=user)
+    memberships = list(membership_list_for_user(user=user).order_by("tenant__name"))
+    return {
+        "dashboard_nav": _nav(request, role),
+        "dashboard_role": role,
+        "dashboard_can_manage": can_manage(role),
+        "dashboard_tenant": tenant,
+        "dashboard_memberships": memberships,
+    }
+
+
+def form_add_application_error(form, exc: ApplicationError, field_names: dict[str, str] | None = None) -> None:
+    """Show a service's error on the form: on its field when the error names one we show."""
+    field_names = field_names or {}
+    fields = exc.extra.get("fields") or {}
+    for name in fields:
+        field = field_names.get(name, name)
+        if field in form.fields:
+            form.add_error(field, exc.message)
+            return
+    form.add_error(None, exc.message)

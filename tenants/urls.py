@@ -1,0 +1,16 @@
+from django.urls import path
+
+from tenants import views
+
+app_name = "tenants"
+
+urlpatterns = [
+    path("keys/", views.keys_page, name="keys"),
+    path("keys/<int:key_id>/revoke", views.key_revoke, name="key-revoke"),
+    path("settings/", views.settings_page, name="settings"),
+    path("settings/members", views.member_add, name="member-add"),
+    path("settings/members/<int:membership_id>/remove", views.member_remove, name="member-remove"),
+    path("settings/webhook", views.webhook_update, name="webhook-update"),
+    path("settings/webhook/rotate-secret", views.webhook_secret_rotate, name="webhook-rotate"),
+    path("switch-tenant", views.tenant_switch, name="switch"),
+]

@@ -1,0 +1,245 @@
+"""Dashboard pages of the tenant: API keys, settings (members, webhook, plan) and the switcher.
+
+Each view parses a form, calls the same services and selectors as the API, and renders.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import send_mail
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from tenants.authentication import SESSION_TENANT_KEY
+from tenants.dashboard import form_add_application_error, tenant_page
+from tenants.errors import ApplicationError
+from tenants.forms import ApiKeyCreateForm, MemberAddForm, WebhookForm
+from tenants.models import ApiKey, Membership
+from tenants.selectors import (
+    api_key_get,
+    api_key_list,
+    membership_get,
+    membership_list,
+    membership_list_for_user,
+    membership_role,
+    tenant_usage_summary,
+)
+from tenants.services import (
+    AuditContext,
+    api_key_create,
+    api_key_revoke,
+    membership_create,
+    membership_delete,
+    tenant_webhook_secret_rotate,
+    tenant_webhook_url_set,
+    user_get_or_create,
+)
+
+
+# --- API keys ---------------------------------------------------------------------------------
+
+
+@never_cache  # The page that shows a new secret must not be kept by any cache.
+@tenant_page(managers_only=True)
+def keys_page(request):
+    form = ApiKeyCreateForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = api_key_create(
+                tenant=request.tenant,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                context=AuditContext.from_request(request),
+            )
+        except ApplicationError as exc:
+            form_add_application_error(form, exc)
+        else:
+            # NOTE: rendered, not redirected: the secret exists only in this response.
+            form = ApiKeyCreateForm()
+    keys = list(api_key_list(tenant=request.tenant))
+    labels = dict(ApiKey.Scope.choices)
+    for key in keys:
+        key.scope_items = [(scope, labels.get(scope, scope)) for scope in key.scopes]
+    return render(request, "tenants/keys.html", {
+        "form": form,
+        "created": created,
+        "active_keys": [key for key in keys if not key.is_revoked],
+        "revoked_keys": [key for key in keys if key.is_revoked],
+    })
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def key_revoke(request, key_id: int):
+    api_key = api_key_get(tenant=request.tenant, api_key_id=key_id)
+    api_key_revoke(tenant=request.tenant, api_key=api_key, context=AuditContext.from_request(request))
+    messages.success(request, f"The key “{api_key.name}” ({api_key.prefix}…) is revoked; it is refused from now on.")
+    return redirect("tenants:keys")
+
+
+# --- Settings ---------------------------------------------------------------------------------
+
+_MB = 1024 * 1024
+PLAN_LIMITS = (
+    ("monthly_characters", "Characters per month", "{:,}"),
+    ("request_characters", "Characters per request", "{:,}"),
+    ("requests_per_minute", "Requests per minute", "{:,}"),
+    ("concurrent_jobs", "Jobs running at once", "{:,}"),
+    ("voices", "Own voices", "{:,}"),
+    ("cloned_voices", "Cloned voices", "{:,}"),
+    ("references_per_voice", "Recordings per voice", "{:,}"),
+    ("batch_items", "Lines per batch", "{:,}"),
+    ("upload_bytes", "Largest recording upload", None),
+)
+
+
+def _plan_limits(plan) -> list[dict]:
+    rows = []
+    for field, label, fmt in PLAN_LIMITS:
+        value = getattr(plan, field)
+        shown = f"{value / _MB:g} MB" if fmt is None else fmt.format(value)
+        rows.append({"label": label, "value": shown})
+    return rows
+
+
+def _settings_page(request, *, member_form=None, webhook_form=None, status: int = 200):
+    tenant = request.tenant
+    tenant.refresh_from_db(fields=["webhook_url", "webhook_secret"])
+    from batches.webhooks import SIGNATURE_HEADER
+
+    usage = tenant_usage_summary(tenant=tenant)
+    return render(request, "tenants/settings.html", {
+        "memberships": membership_list(tenant=tenant).order_by("created_at"),
+        "member_form": member_form or MemberAddForm(actor_role=request.tenant_role),
+        "webhook_form": webhook_form or WebhookForm(initial={"url": tenant.webhook_url}),
+        "webhook_secret": tenant.webhook_secret,
+        "signature_header": SIGNATURE_HEADER,
+        "plan": tenant.plan,
+        "plan_limits": _plan_limits(tenant.plan),
+        "usage": usage,
+        "usage_percent": _percent(usage.characters_used + usage.characters_reserved, usage.characters_limit),
+    }, status=status)
+
+
+def _percent(part: int, whole: int) -> int:
+    return min(100, round(100 * part / whole)) if whole else 100
+
+
+@tenant_page(managers_only=True)
+def settings_page(request):
+    return _settings_page(request)
+
+
+def _invite(request, user, tenant) -> None:
+    """Email a new member a link to choose their password (the password-reset confirm page)."""
+    link = request.build_absolute_uri(reverse("password_reset_confirm", kwargs={
+        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+    }))
+    context = {"tenant": tenant, "inviter": request.user, "link": link,
+               "days": settings.PASSWORD_RESET_TIMEOUT // 86400}
+    send_mail(
+        subject=f"You have been added to {tenant.name} on Parla",
+        message=render_to_string("registration/invitation_email.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def member_add(request):
+    form = MemberAddForm(request.POST, actor_role=request.tenant_role)
+    if not form.is_valid():
+        return _settings_page(request, member_form=form)
+    email = form.cleaned_data["email"]
+    user, created_user = user_get_or_create(email=email)
+    if membership_role(tenant=request.tenant, user=user) is not None:
+        form.add_error("email", f"{email} is already a member of {request.tenant.name}.")
+        return _settings_page(request, member_form=form)
+    try:
+        membership_create(tenant=request.tenant, user=user, role=form.cleaned_data["role"],
+                          context=AuditContext.from_request(request))
+    except ApplicationError as exc:
+        form_add_application_error(form, exc)
+        return _settings_page(request, member_form=form)
+    if created_user:
+        _invite(request, user, request.tenant)
+        messages.success(request, f"{user.email} was added and emailed a link to choose a password.")
+    else:
+        messages.success(request, f"{user.email} was added as {form.cleaned_data['role']}.")
+    return redirect(reverse("tenants:settings") + "#members")
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def member_remove(request, membership_id: int):
+    membership = membership_get(tenant=request.tenant, membership_id=membership_id)
+    if membership.user_id == request.user.pk:
+        messages.error(request, "You cannot remove yourself. Ask another owner or admin.")
+    elif membership.role == Membership.Role.OWNER and request.tenant_role != Membership.Role.OWNER:
+        messages.error(request, "Only an owner can remove an owner.")
+    else:
+        try:
+            membership_delete(tenant=request.tenant, membership=membership,
+                              context=AuditContext.from_request(request))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"{membership.user.email or membership.user.get_username()} was removed.")
+    return redirect(reverse("tenants:settings") + "#members")
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def webhook_update(request):
+    form = WebhookForm(request.POST)
+    if form.is_valid():
+        try:
+            tenant_webhook_url_set(tenant=request.tenant, url=form.cleaned_data["url"],
+                                   context=AuditContext.from_request(request))
+        except ApplicationError as exc:
+            form_add_application_error(form, exc, {"webhook_url": "url", "url": "url"})
+        else:
+            messages.success(request, "Webhook URL saved." if form.cleaned_data["url"] else "Webhooks are off.")
+            return redirect(reverse("tenants:settings") + "#webhooks")
+    return _settings_page(request, webhook_form=form)
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def webhook_secret_rotate(request):
+    tenant_webhook_secret_rotate(tenant=request.tenant, context=AuditContext.from_request(request))
+    messages.success(request, "A new signing secret is in effect from the next delivery. Update your receiver.")
+    return redirect(reverse("tenants:settings") + "#webhooks")
+
+
+# --- Tenant switcher --------------------------------------------------------------------------
+
+
+@require_POST
+@login_required  # Not tenant_page: a member must be able to leave a suspended workspace.
+def tenant_switch(request):
+    try:
+        tenant_id = int(request.POST.get("tenant", ""))
+    except ValueError:
+        raise Http404 from None
+    # SECURITY: only tenants the user belongs to; anything else looks like an unknown id.
+    membership = membership_list_for_user(user=request.user).filter(tenant_id=tenant_id).first()
+    if membership is None:
+        raise Http404
+    request.session[SESSION_TENANT_KEY] = membership.tenant_id
+    messages.success(request, f"You are now working in {membership.tenant.name}.")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        next_url = reverse("dashboard")
+    return redirect(next_url)
