@@ -1,31 +1,38 @@
 """Enrollment: turn a profile's recordings into something an engine can speak with, once.
 
 - Cloned (XTTS): speaker latents computed from all recordings and stored beside the profile.
-- Matched (Kokoro, where no cloning engine runs): each bundled style pack reads a test
-  sentence; the pack whose voice is closest to the recordings by speaker-embedding
-  similarity (Resemblyzer, cosine) is stored as the profile's pack. The similarity is
-  measured and kept with the profile: a matched voice is an approximation and says so.
+- Matched (Kokoro, where no cloning engine runs): voices.matching searches mixes of the
+  bundled style packs plus random timbre directions for the pack whose speech is closest to
+  the recordings by speaker-embedding similarity (Resemblyzer, cosine), with a Whisper
+  word-error-rate gate so the voice stays intelligible. The pack is stored as the profile's;
+  similarity and WER (against the best plain catalog pack) are kept with the profile: a
+  matched voice is an approximation and says so. The search takes minutes on a CPU, so it
+  reports its progress into the profile while it runs.
 """
 
 import io
 import logging
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.utils import timezone
 
-from synthesis.engines.base import SynthesisRequest
 from synthesis.engines.registry import loaded_engine
-from synthesis.types import Segment
+from voices.matching import MatchingUnavailable, match_voice
 from voices.models import VoiceProfile, VoiceReference
 from voices.services import conditioning_digest
 
 logger = logging.getLogger(__name__)
 
-MATCH_SENTENCE = "The quick brown fox jumps over the lazy dog, and then it rests in the shade."
+MATCH_SEED = 0  # Fixed: the same recordings always give the same voice.
+PROGRESS_SECONDS = 2.0
+SEARCH_SHARE = 0.95  # of the progress bar; the rest is storing the pack
 
 
 class EnrollmentFailed(Exception):
@@ -60,44 +67,63 @@ def _enroll_cloned(profile: VoiceProfile, references: list[Path], folder: Path) 
     return path, digest, {"method": "xtts_latents", "references": len(references)}
 
 
-def speaker_similarity_model():
-    try:
-        from resemblyzer import VoiceEncoder
-    except ImportError as exc:
-        raise EnrollmentFailed(
-            "Matching a voice needs speaker embeddings (the resemblyzer package of the engines extra)."
-        ) from exc
-    return VoiceEncoder(device="cpu", verbose=False)
+class _ProgressReporter:
+    """Writes {"stage", "progress"} into the enrolling profile's `enrollment`, at most every
+    PROGRESS_SECONDS, so a client polling the voice sees the search move without a write per step."""
 
+    def __init__(self, profile: VoiceProfile) -> None:
+        self.tenant_id, self.profile_id = profile.tenant_id, profile.pk
+        self.last = float("-inf")
 
-def _embedding(encoder, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    from resemblyzer import preprocess_wav
-
-    return encoder.embed_utterance(preprocess_wav(samples, source_sr=sample_rate))
+    def __call__(self, stage: str, progress: float, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_SECONDS:
+            return
+        self.last = now
+        # Scoped to the tenant and to a profile still enrolling: a deleted or re-enrolled voice
+        # is left alone, like _finish() does.
+        VoiceProfile.objects.for_tenant(self.tenant_id).filter(
+            pk=self.profile_id, status=VoiceProfile.Status.ENROLLING
+        ).update(enrollment={"stage": stage, "progress": round(progress, 3)}, updated_at=timezone.now())
 
 
 def _enroll_matched(profile: VoiceProfile, references: list[Path], folder: Path) -> tuple[str, str, dict]:
     import soundfile as sf
 
+    report = _ProgressReporter(profile)
+    report("preparing", 0.0, force=True)
+    started = time.monotonic()
     engine = loaded_engine(profile.engine)
-    encoder = speaker_similarity_model()
-    target = np.mean([_embedding(encoder, *sf.read(path, dtype="float32")) for path in references], axis=0)
-    target /= np.linalg.norm(target)
-    scores = {}
-    for voice in engine.voices():
-        chunks = list(engine.synthesize([Segment(MATCH_SENTENCE)], SynthesisRequest(voice=voice.name)))
-        embedding = _embedding(encoder, np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate)
-        scores[voice.name] = float(np.dot(target, embedding / np.linalg.norm(embedding)))
-    best = max(scores, key=scores.get)
+    clips = [sf.read(path, dtype="float32") for path in references]
+
+    def searched(done: int, total: int) -> None:
+        report("searching", SEARCH_SHARE * done / total)
+
+    try:
+        result = match_voice(
+            clips, engine=engine, budget=settings.PARLA_MATCH_EVALUATIONS, seed=MATCH_SEED, progress=searched
+        )
+    except MatchingUnavailable as exc:
+        raise EnrollmentFailed(str(exc)) from exc
+    report("storing", SEARCH_SHARE, force=True)
     buffer = io.BytesIO()
-    np.save(buffer, engine.pack(best))
+    np.save(buffer, result.pack)
     path, digest = _store(profile, "pack.npy", buffer.getvalue())
     return path, digest, {
-        "method": "closest_style_pack",
+        "method": "kokoro_pack_search",
         "approximation": True,
-        "base_pack": best,
-        "similarity": round(scores[best], 4),
-        "candidates": {name: round(score, 4) for name, score in scores.items()},
+        "stage": "ready",
+        "progress": 1.0,
+        "similarity": round(result.similarity, 4),
+        "baseline_similarity": round(result.baseline_similarity, 4),
+        "base_pack": result.base_pack,
+        "weights": result.weights,
+        "wer": None if result.wer is None else round(result.wer, 4),
+        "baseline_wer": None if result.baseline_wer is None else round(result.baseline_wer, 4),
+        "evaluations": result.evaluations,
+        "rejected": result.rejected,
+        "candidates": {name: round(score, 4) for name, score in result.catalog.items()},
+        "seconds": round(time.monotonic() - started, 1),
     }
 
 

@@ -1,5 +1,6 @@
 """Voices learnt from recordings: upload → validation → enrollment → synthesis with the voice."""
 
+import numpy as np
 import pytest
 import soundfile as sf
 from django.core.files.storage import default_storage
@@ -79,9 +80,11 @@ def test_voice_create_refuses_beyond_the_plans_cloned_voices(api_client_for, spe
     assert response.json()["extra"]["limit_name"] == "cloned_voices"
 
 
-def test_voice_enrollment_matches_the_closest_pack_and_measures_similarity(api_client_for, speech_wav):
+def test_voice_enrollment_searches_a_pack_at_least_as_close_as_the_catalog(api_client_for, speech_wav, settings):
+    settings.PARLA_MATCH_EVALUATIONS = 8  # The five catalog packs and three candidates: enough to test.
     tenant = TenantFactory()
-    created = api_client_for(tenant).post(
+    client = api_client_for(tenant)
+    created = client.post(
         "/api/v1/voices", {"name": "Narrator", "engine": "kokoro", "references": [_upload(speech_wav)]},
         format="multipart",
     ).json()
@@ -91,10 +94,17 @@ def test_voice_enrollment_matches_the_closest_pack_and_measures_similarity(api_c
 
     profile = VoiceProfile.objects.for_tenant(tenant).get()
     assert profile.status == "ready", profile.error
-    assert profile.enrollment["approximation"] is True
-    assert profile.enrollment["base_pack"] in profile.enrollment["candidates"]
-    assert -1 <= profile.enrollment["similarity"] <= 1
-    assert default_storage.exists(profile.conditioning_path)
+    findings = profile.enrollment
+    assert (findings["method"], findings["approximation"], findings["evaluations"]) == ("kokoro_pack_search", True, 8)
+    assert findings["base_pack"] in findings["candidates"]
+    assert findings["similarity"] >= findings["baseline_similarity"] == findings["candidates"][findings["base_pack"]]
+    # The real Whisper gate ran: the chosen pack is as intelligible as the best catalog pack.
+    assert 0 <= findings["wer"] <= findings["baseline_wer"] + 0.02
+    assert findings["seconds"] > 0
+    assert (findings["stage"], findings["progress"]) == ("ready", 1.0)
+    assert client.get(f"/api/v1/voices/{profile.pk}").json()["progress"] == 1.0
+    pack = np.load(default_storage.path(profile.conditioning_path))
+    assert pack.shape == (510, 1, 256) and np.isfinite(pack).all()
     result = render(tenant=tenant, request=RenderRequest(
         voice_id=profile.voice_id, text="Hello with my matched voice.", audio=AudioOptions(),
         conditioning_path=default_storage.path(profile.conditioning_path),

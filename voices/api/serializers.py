@@ -31,12 +31,15 @@ class VoiceProfileOutputSerializer(serializers.ModelSerializer):
     licence = serializers.SerializerMethodField()
     commercial_use = serializers.SerializerMethodField()
     engine_label = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField(
+        help_text="Enrollment progress from 0 to 1 (1 once ready); details in `enrollment.stage`."
+    )
 
     class Meta:
         model = VoiceProfile
         fields = ["id", "name", "description", "language", "gender", "age", "kind", "status", "engine",
-                  "engine_label", "base_voice_id", "licence", "commercial_use", "enrollment", "error",
-                  "references", "created_at", "updated_at"]
+                  "engine_label", "base_voice_id", "licence", "commercial_use", "enrollment", "progress",
+                  "error", "references", "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_licence(self, profile: VoiceProfile) -> str:
@@ -46,6 +49,11 @@ class VoiceProfileOutputSerializer(serializers.ModelSerializer):
     def get_commercial_use(self, profile: VoiceProfile) -> bool:
         licence = engine_licence(profile.engine)
         return bool(licence and licence.commercial_use)
+
+    def get_progress(self, profile: VoiceProfile) -> float:
+        if profile.status == VoiceProfile.Status.READY:
+            return 1.0
+        return float((profile.enrollment or {}).get("progress", 0.0))
 
     def get_engine_label(self, profile: VoiceProfile) -> str:
         """What the tenant is told about how this voice is made."""

@@ -1,0 +1,128 @@
+"""The pack search behind matched voices (voices.matching), with the real Kokoro, Resemblyzer and Whisper.
+
+Kokoro speaks about one second of audio per second here, so these tests search with a handful
+of evaluations and a short sentence; the production configuration runs in test_enrollment.py.
+"""
+
+import io
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from synthesis.engines.base import SynthesisRequest
+from synthesis.engines.registry import loaded_engine
+from synthesis.types import Segment
+from tests.tenants.factories import TenantFactory
+from tests.voices.factories import VoiceProfileFactory
+from voices import enrollment
+from voices.matching import IntelligibilityGate, PackSpace, embed, match_embedding, reference_embedding
+from voices.models import VoiceProfile
+
+SHORT = ("Where were you yesterday?",)
+
+
+@pytest.fixture(scope="module")
+def kokoro():
+    return loaded_engine("kokoro")
+
+
+@pytest.fixture(scope="module")
+def target(speech_wav) -> np.ndarray:
+    samples, rate = sf.read(io.BytesIO(speech_wav), dtype="float32")
+    return reference_embedding([(samples, rate)])
+
+
+def _speak(engine, pack: np.ndarray, sentences, folder) -> tuple[list[np.ndarray], int]:
+    path = folder / "pack.npy"
+    np.save(path, pack)
+    request = SynthesisRequest(voice="x", conditioning_path=path)
+    chunks = list(engine.synthesize([Segment(s) for s in sentences], request))
+    return [c.samples for c in chunks], chunks[0].sample_rate
+
+
+def test_pack_space_spans_the_catalog_and_moves_timbre_by_the_packs_spread(kokoro):
+    packs = {voice.name: kokoro.pack(voice.name) for voice in kokoro.voices()}
+    space = PackSpace(packs, directions=4, seed=3)
+    one_hot = np.array([6.0 if name == "jm_kumo" else -6.0 for name in space.names] + [0.0] * 4)
+    spread = space.packs.std(axis=0).mean(axis=0)
+
+    pack = space.pack(one_hot)
+    moved = space.pack(one_hot + np.array([0.0] * 5 + [1.0, 0.0, 0.0, 0.0]))
+
+    assert pack.shape == (510, 1, 256) and pack.dtype == np.float32
+    assert np.allclose(pack, packs["jm_kumo"], atol=1e-3)
+    step = (moved - pack).reshape(510, 256)
+    assert np.allclose(step, step[0], atol=1e-5)  # The same timbre offset for every sentence length.
+    assert 0.5 < np.abs(step[0, :128] / spread[:128]).mean() < 1.2  # About one pack-to-pack spread per unit.
+    assert not step[0, 128:].any()  # The prosody half only moves by mixing packs.
+    assert not np.allclose(PackSpace(packs, directions=4, seed=4).directions, space.directions)
+
+
+def test_intelligibility_gate_rejects_a_pack_whose_speech_collapses(kokoro, tmp_path):
+    sentences = ("The early train leaves at nine.",)
+    gate = IntelligibilityGate(sentences)  # The real Whisper model.
+    rng = np.random.default_rng(0)
+    catalog = kokoro.pack("jf_alpha")
+    garbage = (catalog + rng.standard_normal(catalog.shape) * 4 * catalog.std()).astype(np.float32)
+
+    baseline = gate.set_baseline(*_speak(kokoro, catalog, sentences, tmp_path))
+    passes_catalog, _ = gate.check(*_speak(kokoro, catalog, sentences, tmp_path))
+    passes_garbage, garbage_wer = gate.check(*_speak(kokoro, garbage, sentences, tmp_path))
+
+    assert passes_catalog is True
+    assert passes_garbage is False and garbage_wer > baseline + 0.02
+
+
+def test_match_embedding_keeps_the_catalog_pack_when_every_better_candidate_fails_the_gate(kokoro, tmp_path):
+    # Aimed at an even mix of a male and a female pack, the search's first candidate (a mix
+    # of the catalog) is already closer than any single pack: there is something to reject.
+    mix = (kokoro.pack("jm_kumo") + kokoro.pack("jf_gongitsune")) / 2
+    pieces, rate = _speak(kokoro, mix, SHORT, tmp_path)
+    heard = []
+
+    def transcribe(samples: np.ndarray, sample_rate: int) -> str:
+        # Stub of Whisper (the real one is exercised above and in test_enrollment.py): it hears
+        # the catalog pack fine and every later candidate as noise.
+        heard.append(samples)
+        return SHORT[0] if len(heard) == 1 else "mm"
+
+    result = match_embedding(embed(np.concatenate(pieces), rate), engine=kokoro, budget=9, sentences=SHORT,
+                             transcribe=transcribe)
+
+    assert result.rejected >= 1 and result.gate_checks == result.rejected + 1
+    assert result.similarity == result.baseline_similarity == result.catalog[result.base_pack]
+    assert np.array_equal(result.pack, kokoro.pack(result.base_pack))
+    assert (result.baseline_wer, result.wer) == (0.0, 0.0)
+
+
+def test_match_embedding_is_deterministic_for_a_seed(kokoro, target):
+    def run(seed: int):
+        return match_embedding(target, engine=kokoro, budget=7, seed=seed, sentences=SHORT, gate=False)
+
+    first, second = run(seed=5), run(seed=5)
+
+    assert np.array_equal(first.pack, second.pack)
+    assert (first.similarity, first.history, first.evaluations) == (second.similarity, second.history, 7)
+    assert first.similarity >= first.baseline_similarity
+    assert first.wer is None and first.gate_checks == 0
+
+
+@pytest.mark.django_db
+def test_enrollment_progress_is_written_only_to_the_enrolling_profile_of_its_tenant(monkeypatch):
+    monkeypatch.setattr(enrollment, "PROGRESS_SECONDS", 3600)
+    profile = VoiceProfileFactory(kind=VoiceProfile.Kind.MATCHED, engine="kokoro", status="enrolling")
+    other = VoiceProfileFactory(kind=VoiceProfile.Kind.MATCHED, engine="kokoro", status="enrolling",
+                                tenant=TenantFactory())
+    report = enrollment._ProgressReporter(profile)
+
+    report("searching", 0.25)
+    report("searching", 0.5)  # Within PROGRESS_SECONDS of the last write: dropped.
+    stored = VoiceProfile.objects.for_tenant(profile.tenant).get(pk=profile.pk).enrollment
+    mine = VoiceProfile.objects.for_tenant(profile.tenant).filter(pk=profile.pk)
+    mine.update(status="ready", enrollment={})
+    report("storing", 0.95, force=True)
+
+    assert stored == {"stage": "searching", "progress": 0.25}
+    assert VoiceProfile.objects.for_tenant(profile.tenant).get(pk=profile.pk).enrollment == {}
+    assert VoiceProfile.objects.for_tenant(other.tenant).get(pk=other.pk).enrollment == {}

