@@ -625,9 +625,9 @@ def markdown(summary: dict, meta: dict) -> str:
     def row(*cells) -> None:
         add("| " + " | ".join(str(cell) for cell in cells) + " |")
 
-    def header(*names) -> None:
+    def header(*names, left: int = 1) -> None:
         row(*names)
-        row("---", *["---:"] * (len(names) - 1))
+        row(*["---"] * left, *["---:"] * (len(names) - left))
 
     add("One request at a time (median seconds, request sent -> last byte):\n")
     header("text", "chars", "audio s Piper / Parla", "Piper in-process", "Piper HTTP", "Parla /speech",
@@ -655,7 +655,7 @@ def markdown(summary: dict, meta: dict) -> str:
     add("\nWhere Parla's time goes (medians per request, from each job's row; rest = total - queue wait - "
         "worker run: web tier, database, HTTP):\n")
     header("text", "request", "total", "queue wait (enqueued -> started)", "worker run (started -> finished)",
-           "of which render", "rest", "Piper HTTP total")
+           "of which render", "rest", "Piper HTTP total", left=2)
     for key, r in summary.items():
         for label, name, total, piper in (
             ("parla", "/speech, 1 at a time", r["parla_total"], r["piper_http_total"]),
