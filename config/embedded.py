@@ -28,10 +28,11 @@ def start_embedded_worker(*, threads: int):
         if _worker is not None:
             return _worker
         import dramatiq
+        from django.conf import settings
         from dramatiq import Worker
 
         broker = dramatiq.get_broker()
-        _worker = Worker(broker, worker_threads=threads, worker_timeout=200)
+        _worker = Worker(broker, worker_threads=threads, worker_timeout=settings.PARLA_WORKER_POLL_MS)
         _worker.start()
         logger.info(
             "embedded_worker.started",

@@ -104,7 +104,12 @@ def _engine_request(request: RenderRequest, voice: VoiceInfo, engine: Engine) ->
 def synthesize_chunks(
     engine: Engine, segments: Iterable[Segment], engine_request: SynthesisRequest, *, sentence_silence_ms: int
 ) -> Iterator[AudioChunk]:
-    """One chunk per segment with SSML prosody applied and its following pause appended."""
+    """One chunk per segment with SSML prosody applied, yielded as soon as it is synthesised.
+
+    An explicit pause (SSML <break>) ends its own chunk; the implicit gap between sentences
+    opens the next chunk instead, so no chunk waits for the following sentence and the last
+    one gets no trailing gap.
+    """
     pulled: deque[Segment] = deque()
 
     def feed() -> Iterator[Segment]:
@@ -112,12 +117,9 @@ def synthesize_chunks(
             pulled.append(segment)
             yield segment
 
-    # Look one segment ahead so the last one gets no trailing sentence gap.
-    chunks = engine.synthesize(feed(), engine_request)
-    current = next(chunks, None)
-    while current is not None:
+    gap_before = 0
+    for current in engine.synthesize(feed(), engine_request):
         segment = pulled.popleft()
-        following = next(chunks, None)
         samples = current.samples
         if segment.prosody != Prosody():
             samples = apply_segment_prosody(
@@ -127,11 +129,14 @@ def synthesize_chunks(
                 pitch_semitones=segment.prosody.pitch_semitones,
                 volume_db=segment.prosody.volume_db,
             )
-        pause = segment.pause_after_ms or (sentence_silence_ms if following is not None else 0)
-        if pause:
-            samples = np.concatenate([samples, silence(pause, current.sample_rate)])
+        parts = [samples]
+        if gap_before:
+            parts.insert(0, silence(gap_before, current.sample_rate))
+        if segment.pause_after_ms:
+            parts.append(silence(segment.pause_after_ms, current.sample_rate))
+        gap_before = 0 if segment.pause_after_ms else sentence_silence_ms
+        samples = np.concatenate(parts) if len(parts) > 1 else samples
         yield AudioChunk(samples=samples.astype(np.float32, copy=False), sample_rate=current.sample_rate)
-        current = following
 
 
 def render(*, tenant, request: RenderRequest, use_cache: bool = True) -> RenderResult:

@@ -62,3 +62,21 @@ def test_readme_documents_every_environment_variable_the_settings_read():
 
     assert len(read) > 20
     assert sorted(name for name in read if f"`{name}`" not in readme) == []
+
+
+@pytest.mark.parametrize("configured, expected", [(None, 100), ("40", 40)])
+def test_worker_processes_inherit_the_idle_poll_ceiling(configured, expected):
+    # The worker command execs Dramatiq's CLI after loading the settings; its processes read
+    # dramatiq_worker_timeout from the environment they inherit.
+    env = _production_env(PARLA_WORKER_POLL_MS=configured, dramatiq_worker_timeout=None)
+    env.pop("dramatiq_worker_timeout", None)
+    script = (
+        "import django, os, subprocess, sys; django.setup(); "
+        "sys.stdout.write(subprocess.run([sys.executable, '-c', "
+        "'import dramatiq.worker as w; print(w.WORKER_TIMEOUT)'], capture_output=True, text=True).stdout)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) == expected

@@ -92,10 +92,29 @@ def test_synthesize_chunks_puts_sentence_silence_between_but_not_after():
 
     with_gap = list(synthesize_chunks(engine, segments, request, sentence_silence_ms=500))
     tail = with_gap[-1].samples[-int(0.4 * with_gap[-1].sample_rate):]
-    gap = with_gap[0].samples[-int(0.45 * with_gap[0].sample_rate):]
+    gap = with_gap[1].samples[:int(0.45 * with_gap[1].sample_rate)]
+    first_end = with_gap[0].samples[-int(0.45 * with_gap[0].sample_rate):]
 
+    # The gap opens the second chunk, so the first is not held back for the next sentence.
     assert np.abs(gap).max() == 0.0
+    assert np.abs(first_end).max() > 0.0
     assert np.abs(tail).max() > 0.0
+
+
+def test_synthesize_chunks_yields_the_first_chunk_before_the_next_sentence_is_synthesised():
+    engine = loaded_engine("piper")
+    pulled = []
+
+    def segments():
+        for text in ("One.", "Two.", "Three."):
+            pulled.append(text)
+            yield Segment(text)
+
+    chunks = synthesize_chunks(engine, segments(), SynthesisRequest(voice="en_US-joe-medium"),
+                               sentence_silence_ms=300)
+    next(chunks)
+
+    assert pulled == ["One."]
 
 
 def test_render_stream_yields_audio_sentence_by_sentence():
