@@ -36,7 +36,8 @@ def dramatiq_broker_settings(*, redis_url: str, rabbitmq_url: str) -> dict[str, 
     if rabbitmq_url:
         broker, options = "dramatiq.brokers.rabbitmq.RabbitmqBroker", {"url": rabbitmq_url}
     elif redis_url:
-        broker, options = "dramatiq.brokers.redis.RedisBroker", {"url": redis_url}
+        # Dramatiq's Redis broker, with idle workers woken at once by new messages.
+        broker, options = "config.broker.RedisBroker", {"url": redis_url}
     else:
         # Embedded mode: an in-memory broker served by a worker inside the web process.
         broker, options = "dramatiq.brokers.stub.StubBroker", {}

@@ -64,7 +64,7 @@ def test_readme_documents_every_environment_variable_the_settings_read():
     assert sorted(name for name in read if f"`{name}`" not in readme) == []
 
 
-@pytest.mark.parametrize("configured, expected", [(None, 100), ("40", 40)])
+@pytest.mark.parametrize("configured, expected", [(None, 1000), ("40", 40)])
 def test_worker_processes_inherit_the_idle_poll_ceiling(configured, expected):
     # The worker command execs Dramatiq's CLI after loading the settings; its processes read
     # dramatiq_worker_timeout from the environment they inherit.

@@ -120,10 +120,10 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks.actors"]
 # Embedded mode runs a worker thread pool inside the web process.
 PARLA_EMBEDDED_WORKER = env.bool("PARLA_EMBEDDED_WORKER", default=EMBEDDED)
 PARLA_EMBEDDED_WORKER_THREADS = env.int("PARLA_EMBEDDED_WORKER_THREADS", default=2)
-# The longest an idle worker waits between looks at its queues (Dramatiq backs off up to
-# this; its own default of 1000 ms adds up to a second to every short request). The
-# worker command's child processes read it from their environment.
-PARLA_WORKER_POLL_MS = env.int("PARLA_WORKER_POLL_MS", default=100)
+# The longest an idle worker waits before looking at its queues anyway. New messages wake
+# idle workers at once (config.broker); this bounds the wait for messages put back on a
+# queue by recovery. The worker command's child processes read it from their environment.
+PARLA_WORKER_POLL_MS = env.int("PARLA_WORKER_POLL_MS", default=1000)
 os.environ.setdefault("dramatiq_worker_timeout", str(PARLA_WORKER_POLL_MS))
 
 # --- Auth -------------------------------------------------------------------------------
