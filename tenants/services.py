@@ -165,6 +165,31 @@ def membership_delete(*, tenant: Tenant, membership: Membership, context: AuditC
     membership.delete()
 
 
+@transaction.atomic
+def membership_role_change(
+    *, tenant: Tenant, membership: Membership, role: str, context: AuditContext = SYSTEM
+) -> Membership:
+    """Give a member another role. A tenant always keeps at least one owner."""
+    if role not in Membership.Role.values:
+        raise ApplicationError(f"Unknown role {role!r}.", extra={"allowed": list(Membership.Role.values)})
+    Tenant.objects.select_for_update().get(pk=tenant.pk)  # serialises with removals, as above
+    membership = Membership.objects.for_tenant(tenant).select_related("user").get(pk=membership.pk)
+    previous = membership.role
+    if previous == role:
+        return membership
+    if previous == Membership.Role.OWNER and not (
+        Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()
+    ):
+        raise InvalidState("A tenant needs at least one owner; make someone else owner first.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_event_record(
+        tenant=tenant, action="membership.role_changed", context=context, obj=membership,
+        extra={"user": membership.user.get_username(), "from": previous, "to": role},
+    )
+    return membership
+
+
 def user_get_or_create(*, email: str, password: str | None = None) -> tuple[Any, bool]:
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email__iexact=email).first()

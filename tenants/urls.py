@@ -10,6 +10,7 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("settings/members", views.member_add, name="member-add"),
     path("settings/members/<int:membership_id>/remove", views.member_remove, name="member-remove"),
+    path("settings/members/<int:membership_id>/role", views.member_role_change, name="member-role"),
     path("settings/webhook", views.webhook_update, name="webhook-update"),
     path("settings/webhook/rotate-secret", views.webhook_secret_rotate, name="webhook-rotate"),
     path("switch-tenant", views.tenant_switch, name="switch"),

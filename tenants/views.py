@@ -37,6 +37,7 @@ from tenants.services import (
     api_key_revoke,
     membership_create,
     membership_delete,
+    membership_role_change,
     tenant_webhook_secret_rotate,
     tenant_webhook_url_set,
     user_get_or_create,
@@ -119,6 +120,7 @@ def _settings_page(request, *, member_form=None, webhook_form=None, status: int 
     return render(request, "tenants/settings.html", {
         "memberships": membership_list(tenant=tenant).order_by("created_at"),
         "member_form": member_form or MemberAddForm(actor_role=request.tenant_role),
+        "role_choices": Membership.Role.choices,
         "webhook_form": webhook_form or WebhookForm(initial={"url": tenant.webhook_url}),
         "webhook_secret": tenant.webhook_secret,
         "signature_header": SIGNATURE_HEADER,
@@ -195,6 +197,31 @@ def member_remove(request, membership_id: int):
             messages.error(request, exc.message)
         else:
             messages.success(request, f"{membership.user.email or membership.user.get_username()} was removed.")
+    return redirect(reverse("tenants:settings") + "#members")
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def member_role_change(request, membership_id: int):
+    membership = membership_get(tenant=request.tenant, membership_id=membership_id)
+    role = request.POST.get("role", "")
+    name = membership.user.email or membership.user.get_username()
+    actor_is_owner = request.tenant_role == Membership.Role.OWNER
+    if membership.user_id == request.user.pk:
+        messages.error(request, "You cannot change your own role. Ask another owner.")
+    elif role not in Membership.Role.values:
+        messages.error(request, "Choose a role: owner, admin or member.")
+    elif not actor_is_owner and Membership.Role.OWNER in (role, membership.role):
+        # SECURITY: only owners make owners or change an owner's role.
+        messages.error(request, "Only an owner can make someone owner or change an owner's role.")
+    else:
+        try:
+            membership_role_change(tenant=request.tenant, membership=membership, role=role,
+                                   context=AuditContext.from_request(request))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"{name} is now {Membership.Role(role).label.lower()}.")
     return redirect(reverse("tenants:settings") + "#members")
 
 

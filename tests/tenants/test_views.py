@@ -11,7 +11,7 @@ from django.test import Client
 from tenants.authentication import SESSION_TENANT_KEY
 from tenants.errors import InvalidState
 from tenants.models import ApiKey, AuditEvent, Membership, Tenant, User
-from tenants.services import membership_delete
+from tenants.services import membership_delete, membership_role_change
 from tests.tenants.factories import ApiKeyFactory, MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -459,3 +459,82 @@ def test_member_of_a_suspended_workspace_can_switch_to_another():
 
     assert "Still Active Co" in page
     assert client.get("/app/speak/").status_code == 200
+
+
+def test_member_role_change_promotes_a_member_to_admin(owner, owner_client):
+    other = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
+
+    response = owner_client.post(f"/app/settings/members/{other.pk}/role", {"role": "admin"}, follow=True)
+
+    other.refresh_from_db()
+    assert other.role == Membership.Role.ADMIN
+    assert "is now admin" in response.content.decode()
+    assert _client_for(other).get("/app/keys/").status_code == 200
+    event = AuditEvent.objects.for_tenant(owner.tenant).get(action="membership.role_changed")
+    assert event.extra["from"] == "member" and event.extra["to"] == "admin"
+
+
+def test_member_role_change_is_forbidden_to_members(owner):
+    member = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
+    other = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
+
+    response = _client_for(member).post(f"/app/settings/members/{other.pk}/role", {"role": "admin"})
+
+    other.refresh_from_db()
+    assert response.status_code == 403
+    assert other.role == Membership.Role.MEMBER
+
+
+@pytest.mark.parametrize("target_role, new_role", [("member", "owner"), ("owner", "member")])
+def test_admin_cannot_make_or_unmake_an_owner(owner, target_role, new_role):
+    admin = MembershipFactory(tenant=owner.tenant, role=Membership.Role.ADMIN)
+    target = owner if target_role == "owner" else MembershipFactory(tenant=owner.tenant, role=target_role)
+
+    response = _client_for(admin).post(f"/app/settings/members/{target.pk}/role", {"role": new_role}, follow=True)
+
+    target.refresh_from_db()
+    assert target.role == target_role
+    assert "Only an owner can make someone owner" in response.content.decode()
+
+
+def test_member_role_change_refuses_your_own_role_and_unknown_roles(owner, owner_client):
+    other = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
+
+    own = owner_client.post(f"/app/settings/members/{owner.pk}/role", {"role": "member"}, follow=True)
+    unknown = owner_client.post(f"/app/settings/members/{other.pk}/role", {"role": "emperor"}, follow=True)
+
+    owner.refresh_from_db()
+    other.refresh_from_db()
+    assert (owner.role, other.role) == ("owner", "member")
+    assert "You cannot change your own role." in own.content.decode()
+    assert "Choose a role" in unknown.content.decode()
+
+
+def test_membership_role_change_keeps_the_last_owner(owner):
+    second = MembershipFactory(tenant=owner.tenant, role=Membership.Role.OWNER)
+    membership_role_change(tenant=owner.tenant, membership=second, role=Membership.Role.ADMIN)
+
+    with pytest.raises(InvalidState, match="at least one owner"):
+        membership_role_change(tenant=owner.tenant, membership=owner, role=Membership.Role.MEMBER)
+
+    owner.refresh_from_db()
+    assert owner.role == Membership.Role.OWNER
+
+
+def test_member_role_change_of_another_tenants_membership_is_not_found(owner_client):
+    theirs = MembershipFactory(role=Membership.Role.MEMBER)
+
+    response = owner_client.post(f"/app/settings/members/{theirs.pk}/role", {"role": "admin"})
+
+    theirs.refresh_from_db()
+    assert response.status_code == 404
+    assert theirs.role == Membership.Role.MEMBER
+
+
+def test_settings_offers_a_role_picker_for_other_members_only(owner, owner_client):
+    other = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
+
+    page = owner_client.get("/app/settings/").content.decode()
+
+    assert f'action="/app/settings/members/{other.pk}/role"' in page
+    assert f'action="/app/settings/members/{owner.pk}/role"' not in page
