@@ -5,6 +5,10 @@ or GPU) every few seconds; the web tier reads them to tell a tenant that no GPU 
 running, and /api/v1/engines to say which engines are loaded. Every
 PARLA_MAINTENANCE_INTERVAL_SECONDS each worker also runs the upkeep of maintenance.py unless
 another is running it (a short shared lock), so nothing needs an external scheduler.
+
+It also ties log lines to the work: a message sent while a request is handled carries that
+request's id, and while a worker processes a message its lines carry the request id and the
+ids among the actor's arguments (tenant_id, job_id, ...); see config.logging.
 """
 
 import logging
@@ -14,6 +18,13 @@ import threading
 import time
 
 import dramatiq
+
+from config.logging import (
+    log_context_bind,
+    log_context_clear,
+    message_log_fields,
+    message_request_id_attach,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +68,22 @@ class WorkerPresence(dramatiq.Middleware):
             worker_forget(worker_id=self.worker_id)
         except Exception:  # noqa: BLE001  shutting down: presence simply expires
             logger.warning("worker_presence.forget_failed", exc_info=True)
+
+    def before_enqueue(self, broker, message, delay) -> None:
+        message_request_id_attach(message)
+
+    def before_process_message(self, broker, message) -> None:
+        log_context_clear()
+        try:
+            log_context_bind(**message_log_fields(broker, message))
+        except Exception:  # noqa: BLE001  a log context is never worth failing a job for
+            logger.warning("worker_presence.log_context_failed", exc_info=True)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        log_context_clear()
+
+    def after_skip_message(self, broker, message) -> None:
+        log_context_clear()
 
     def _info(self) -> dict:
         from django.conf import settings

@@ -3,6 +3,7 @@
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
+from config.logging import log_context_bind
 from tenants.errors import ApiKeyRevoked, InvalidApiKey, NoTenant, TenantSuspended
 from tenants.keys import secret_matches, split_prefix
 from tenants.models import ApiKey, Membership, Tenant
@@ -40,6 +41,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise InvalidApiKey()
         if api_key.is_revoked:
             raise ApiKeyRevoked()
+        log_context_bind(tenant_id=api_key.tenant_id)  # every later log line of the request
         if not api_key.tenant.is_active:
             raise TenantSuspended()
         return AnonymousUser(), api_key
@@ -64,6 +66,7 @@ def tenant_for_request(request) -> Tenant:
     tenant = tenant_for_user(user=user, tenant_id=request.session.get(SESSION_TENANT_KEY))
     if tenant is None:
         raise NoTenant()
+    log_context_bind(tenant_id=tenant.pk)
     if not tenant.is_active:
         raise TenantSuspended()
     return tenant

@@ -1,5 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
+from config.logging import log_context_bind
 from tenants.authentication import SESSION_TENANT_KEY
 from tenants.selectors import tenant_for_user
 
@@ -22,4 +23,7 @@ class TenantMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None
-        return tenant_for_user(user=user, tenant_id=request.session.get(SESSION_TENANT_KEY))
+        tenant = tenant_for_user(user=user, tenant_id=request.session.get(SESSION_TENANT_KEY))
+        if tenant is not None:
+            log_context_bind(tenant_id=tenant.pk)
+        return tenant

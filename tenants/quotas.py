@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
+from analytics.metrics import quota_rejection_count
 from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
 from tenants.models import ApiKey, QuotaReservation, Tenant, TenantQuota, UsagePeriod
 
@@ -62,6 +63,7 @@ def quota_reserve(
         period.refresh_from_db()
         _, period_end = period_bounds(tenant=tenant)
         spent = period.characters_used + period.characters_reserved
+        quota_rejection_count(reason="characters")
         raise QuotaExceeded(
             "Monthly character quota exceeded.",
             extra={
@@ -144,6 +146,7 @@ def job_slot_acquire(*, tenant: Tenant) -> None:
         .update(jobs_in_flight=F("jobs_in_flight") + 1)
     )
     if not admitted:
+        quota_rejection_count(reason="concurrent_jobs")
         raise ConcurrencyLimitExceeded(
             "Too many jobs running at once for this plan.",
             extra={"limit": limit},

@@ -5,10 +5,12 @@ var/media/, a local-memory cache and a Dramatiq worker inside the web process on
 in-memory broker. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
 from config.env import BASE_DIR, env
+from config.logging import logging_config
 
 VAR_DIR = Path(env("PARLA_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a request id and log context for everything below, and request metrics.
+    "config.request_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -271,13 +275,17 @@ PARLA_IDEMPOTENCY_TTL_SECONDS = env.int("PARLA_IDEMPOTENCY_TTL_SECONDS", default
 # OpenAI voice names on /v1/audio/speech → catalog voices ("alloy=kokoro:jf_alpha,...");
 # names not listed speak with PARLA_DEFAULT_VOICE.
 PARLA_OPENAI_VOICES = env.dict("PARLA_OPENAI_VOICES", default={})
+# Who may read /metrics (config/metrics.py): clients sending `Authorization: Bearer <token>`
+# and/or clients in these networks (CIDRs). Neither set: loopback only; a token and no
+# networks: any address with the token.
+PARLA_METRICS_TOKEN = env("PARLA_METRICS_TOKEN", default="")
+PARLA_METRICS_ALLOWED_NETWORKS = [
+    ipaddress.ip_network(value, strict=False)
+    for value in env.list("PARLA_METRICS_ALLOWED_NETWORKS", default=[])
+]
 
 # --- Logging ----------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("PARLA_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# Lines on stdout carry request_id and tenant_id (config/logging.py). "plain" reads well in a
+# terminal; "json" (one object per line, production's default) suits log shippers.
+PARLA_LOG_FORMAT = env("PARLA_LOG_FORMAT", default="plain")
+LOGGING = logging_config(log_format=PARLA_LOG_FORMAT, level=env("PARLA_LOG_LEVEL", default="INFO"))

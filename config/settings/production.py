@@ -2,6 +2,8 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logging import logging_config
+
 from .base import *  # noqa: F403
 from .base import DATABASES, REDIS_URL, env
 
@@ -32,4 +34,6 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-LOGGING["root"]["level"] = env("PARLA_LOG_LEVEL", default="INFO")  # noqa: F405
+# One JSON object per line on stdout, for the log shipper (PARLA_LOG_FORMAT=plain for text).
+PARLA_LOG_FORMAT = env("PARLA_LOG_FORMAT", default="json")
+LOGGING = logging_config(log_format=PARLA_LOG_FORMAT, level=env("PARLA_LOG_LEVEL", default="INFO"))
