@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from tenants.scoping import TenantOwnedModel
@@ -56,6 +57,10 @@ class SynthesisJob(TenantOwnedModel):
     mode = models.CharField(max_length=16, choices=Mode.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     api_key = models.ForeignKey("tenants.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The dashboard member who made the job (jobs made with an API key have none).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     voice_profile = models.ForeignKey(
         "voices.VoiceProfile", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

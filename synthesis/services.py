@@ -26,7 +26,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.models import UsageRecord
+from analytics.metrics import synthesis_job_observe
+from analytics.services import usage_failure_record, usage_record_create
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
 from synthesis.audio import AudioOptions
 from synthesis.errors import EngineUnavailable, SynthesisFailed
@@ -118,8 +119,11 @@ def synthesis_job_create(
     audio: AudioOptions | None = None,
     api_key: ApiKey | None = None,
     fallback: bool = False,
+    created_by=None,
 ) -> SynthesisJob:
-    """Check every limit, hold quota and a job slot, write the row, enqueue after commit."""
+    """Check every limit, hold quota and a job slot, write the row, enqueue after commit.
+
+    `created_by` is the dashboard member making the job (None for API keys)."""
     audio = audio or AudioOptions()
     if mode == SynthesisJob.Mode.STREAM and not audio.streamable:
         raise ApplicationError(
@@ -139,6 +143,7 @@ def synthesis_job_create(
             tenant=tenant,
             mode=mode,
             api_key=api_key,
+            created_by=created_by,
             voice_profile=plan.voice.profile,
             voice_id=plan.voice.voice_id,
             engine=plan.voice.engine,
@@ -155,7 +160,7 @@ def synthesis_job_create(
             holds_slot=True,
             enqueued_at=timezone.now(),
         )
-        job.full_clean(exclude=["api_key", "voice_profile", "reservation"], validate_constraints=False)
+        job.full_clean(exclude=["api_key", "voice_profile", "reservation", "created_by"], validate_constraints=False)
         job.save()
         _enqueue(job)
     logger.info(
@@ -418,6 +423,9 @@ def synthesis_job_execute(*, tenant_id: int, job_id: int) -> None:
                 outcome = _run_stream(job, conditioning)
             else:
                 outcome = _run_file(job, tenant_id, conditioning)
+        # Inside the try: a fault while settling (the database, storage) must not leave the
+        # job running under a live worker, where recovery would never look for it.
+        _succeed(job, outcome, processing_seconds=time.perf_counter() - started)
     except (ApplicationError, SynthesisFailed, EngineUnavailable) as exc:
         # Permanent: the same input will fail the same way. Fail now, give everything back.
         code = getattr(exc, "code", ErrorCode.SYNTHESIS_FAILED)
@@ -435,7 +443,6 @@ def synthesis_job_execute(*, tenant_id: int, job_id: int) -> None:
             status=SynthesisJob.Status.QUEUED
         )
         raise  # Transient: Dramatiq retries with backoff.
-    _succeed(job, outcome, processing_seconds=time.perf_counter() - started)
 
 
 def _fail(job: SynthesisJob, *, code: str, message: str) -> None:
@@ -453,11 +460,35 @@ def _fail_locked(job: SynthesisJob, *, code: str, message: str) -> None:
     job.finished_at = timezone.now()
     _release_holds(job)
     job.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot"])
+    usage_failure_record(tenant=job.tenant_id, job=job)
     _after_finish(job)
     transaction.on_commit(lambda: job_event_publish(
         job_id=job.pk, event=JobEvent("error", info={"code": str(code), "message": message})))
     logger.info("synthesis_job_run.failed_permanently",
                 extra={"tenant_id": job.tenant_id, "job_id": job.pk, "code": str(code)})
+
+
+def _gpu_seconds(engine_name: str, processing_seconds: float) -> float | None:
+    """The job's processing time when its engine runs on a GPU in this worker, else None."""
+    from synthesis.engines.registry import engine_get
+
+    try:
+        device = engine_get(engine_name).device
+    except EngineUnavailable:
+        return None
+    return processing_seconds if device.startswith(("cuda", "gpu")) else None
+
+
+def _model_version(job: SynthesisJob) -> str:
+    """What made the audio: the render's model version, or (streams) the engine's."""
+    if job.model_version:
+        return job.model_version
+    from synthesis.engines.registry import engine_get
+
+    try:
+        return engine_get(job.engine).info.model_version
+    except EngineUnavailable:
+        return ""
 
 
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
@@ -489,16 +520,14 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             job_slot_release(tenant=locked.tenant_id)
             locked.holds_slot = False
         locked.save()
-        UsageRecord.objects.for_tenant(locked.tenant_id).get_or_create(
-            job=locked,
-            defaults={
-                "tenant_id": locked.tenant_id, "api_key_id": locked.api_key_id, "voice_id": locked.voice_id,
-                "engine": locked.engine, "mode": locked.mode, "characters": locked.characters,
-                "characters_billed": billed, "audio_seconds": locked.audio_seconds,
-                "cached": outcome.cache_hit, "processing_seconds": locked.processing_seconds,
-            },
+        usage_record_create(
+            tenant=locked.tenant_id, job=locked, characters_billed=billed, cached=outcome.cache_hit,
+            processing_seconds=locked.processing_seconds, model_version=_model_version(locked),
+            gpu_seconds=None if outcome.cache_hit else _gpu_seconds(locked.engine, locked.processing_seconds),
         )
         _after_finish(locked)
+    synthesis_job_observe(engine=job.engine, processing_seconds=processing_seconds,
+                          audio_seconds=outcome.audio_seconds, cache_hit=outcome.cache_hit)
     job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,

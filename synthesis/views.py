@@ -37,7 +37,7 @@ def _queue_job(request, form: SpeakForm) -> SynthesisJob | None:
     try:
         voice = speech_voice_resolve(tenant=request.tenant, voice=data["voice"])
         return synthesis_job_create(tenant=request.tenant, voice=voice, mode=SynthesisJob.Mode.ASYNC,
-                                    audio=audio, **source)
+                                    audio=audio, created_by=request.user, **source)
     except ApplicationError as exc:
         form_add_application_error(form, exc, {"ssml": "text"})
         return None

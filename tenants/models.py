@@ -37,6 +37,12 @@ class Plan(models.Model):
     request_characters = models.PositiveIntegerField(
         default=100_000, help_text="Longest text accepted in one request."
     )
+    # Prices for the usage reports' cost estimate; no price, no estimate.
+    price_per_million_characters = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Price of one million billed characters, for cost estimates.",
+    )
+    currency = models.CharField(max_length=3, null=True, blank=True, help_text="ISO 4217 code, e.g. EUR.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -77,6 +77,8 @@ def create_job_from_request(request: Request, *, mode: str, data=None) -> Synthe
         normalize=values["normalize"],
         audio=audio,
         api_key=_api_key(request),
+        # The dashboard (session) speaks as the member; API keys speak for themselves.
+        created_by=request.user if _api_key(request) is None and request.user.is_authenticated else None,
         fallback=values["fallback"],
     )
 

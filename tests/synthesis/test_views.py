@@ -206,3 +206,22 @@ def test_page_session_can_stream_through_the_api_with_its_csrf_token(member):
     assert without.status_code == 403
     assert with_token.status_code == 400  # past CSRF and scope checks, refused on its merits
     assert with_token.json()["extra"]["fields"] == {"format": ["Not a streaming format."]}
+
+
+def test_jobs_made_through_the_api_with_the_page_session_record_the_member(member, member_client):
+    response = member_client.post("/api/v1/jobs", {"text": "Hello from the dashboard."},
+                                  content_type="application/json")
+
+    assert response.status_code == 202, response.content
+    job = SynthesisJob.objects.for_tenant(member.tenant).get(pk=response.json()["id"])
+    assert (job.created_by_id, job.api_key_id) == (member.user_id, None)
+
+
+def test_jobs_made_with_an_api_key_record_no_member(member, api_client_for):
+    client = api_client_for(member.tenant)
+
+    response = client.post("/api/v1/jobs", {"text": "Hello from a key."}, format="json")
+
+    assert response.status_code == 202, response.content
+    job = SynthesisJob.objects.for_tenant(member.tenant).get(pk=response.json()["id"])
+    assert (job.created_by_id, job.api_key_id) == (None, client.api_key.pk)

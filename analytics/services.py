@@ -1,0 +1,77 @@
+"""Writes to the usage ledger. Called by synthesis inside the transaction that finishes a job.
+
+    usage_record_create(tenant=job.tenant_id, job=locked_job, characters_billed=..., ...)
+
+Each ledger row is written with its UsageRollupPending row; after commit the tenant's rollup
+run is enqueued (see analytics.rollups for why that is exact under retries and races).
+"""
+
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+
+from analytics.models import UsageFailure, UsageRecord, UsageRollupPending
+from synthesis.models import SynthesisJob
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+# At most one rollup message per tenant in this many seconds; rows that arrive meanwhile are
+# taken by the next run (and reports count them already).
+ROLLUP_DEBOUNCE_SECONDS = 2
+
+
+def _rollup_soon(tenant_id: int) -> None:
+    from analytics.tasks.actors import usage_rollup_run as usage_rollup_run_actor
+
+    def send() -> None:
+        try:
+            if cache.add(f"analytics:rollup-queued:{tenant_id}", 1, timeout=ROLLUP_DEBOUNCE_SECONDS):
+                usage_rollup_run_actor.send(tenant_id)
+        except Exception:  # noqa: BLE001  the job is done either way; the next run takes the rows
+            logger.warning("usage_rollup.enqueue_failed", extra={"tenant_id": tenant_id}, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def usage_record_create(
+    *,
+    tenant: Tenant | int,
+    job: SynthesisJob,
+    characters_billed: int,
+    cached: bool,
+    processing_seconds: float,
+    gpu_seconds: float | None = None,
+    model_version: str = "",
+) -> UsageRecord:
+    """The ledger row of a job that succeeded. Call with the job row locked, in the
+    transaction that settles its quota; a second call for the same job returns the first row."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    with transaction.atomic():
+        existing = UsageRecord.objects.for_tenant(tenant_id).filter(job=job).first()
+        if existing is not None:
+            return existing
+        record = UsageRecord(
+            tenant_id=tenant_id, job=job, api_key_id=job.api_key_id, user_id=job.created_by_id,
+            batch_id=job.batch_id, voice_id=job.voice_id, engine=job.engine,
+            model_version=model_version or job.model_version, mode=job.mode, characters=job.characters,
+            characters_billed=characters_billed, audio_seconds=job.audio_seconds or 0.0, cached=cached,
+            processing_seconds=processing_seconds, gpu_seconds=gpu_seconds,
+        )
+        record.save()
+        UsageRollupPending.objects.create(tenant_id=tenant_id, record=record)
+    _rollup_soon(tenant_id)
+    return record
+
+
+def usage_failure_record(*, tenant: Tenant | int, job: SynthesisJob) -> UsageFailure:
+    """Count one failure of a job (no charge). Call in the transaction that marks it failed."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    with transaction.atomic():
+        failure = UsageFailure(tenant_id=tenant_id, job=job, api_key_id=job.api_key_id, voice_id=job.voice_id,
+                               engine=job.engine, mode=job.mode, error_code=job.error_code[:64])
+        failure.save()
+        UsageRollupPending.objects.create(tenant_id=tenant_id, failure=failure)
+    _rollup_soon(tenant_id)
+    return failure
