@@ -25,3 +25,10 @@ def batch_items(*, tenant: Tenant, batch: Batch) -> QuerySet[SynthesisJob]:
 
 def batch_webhooks(*, tenant: Tenant, batch: Batch) -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.for_tenant(tenant).filter(batch=batch)
+
+
+def batch_item_get(*, tenant: Tenant, batch: Batch, job_id: int) -> SynthesisJob:
+    item = SynthesisJob.objects.for_tenant(tenant).filter(batch=batch, pk=job_id).first()
+    if item is None:
+        raise NotFound()
+    return item

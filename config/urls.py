@@ -5,6 +5,7 @@ from django_ratelimit.decorators import ratelimit
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.health import health
+from config.metrics import metrics
 from synthesis.api.openai import OpenAISpeechView
 
 # Operators' login is a brute-force target: at most 10 POSTs per minute per address.
@@ -19,12 +20,17 @@ urlpatterns = [
     path("app/", RedirectView.as_view(pattern_name="synthesis:speak"), name="dashboard"),
     path("app/", include("synthesis.urls")),
     path("app/", include("tenants.urls")),
+    path("app/", include("analytics.urls")),
+    path("app/", include("voices.urls")),
+    path("app/", include("batches.urls")),
     path("health", health, name="health"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("voices.api.urls")),
     path("api/v1/", include("synthesis.api.urls")),
     path("api/v1/", include("batches.api.urls")),
+    path("api/v1/", include("analytics.api.urls")),
     # OpenAI-compatible: clients set base_url to "<parla>/v1".
     path("v1/audio/speech", OpenAISpeechView.as_view(), name="openai-speech"),
     path("v1/audio/speech/", OpenAISpeechView.as_view()),

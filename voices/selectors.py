@@ -98,3 +98,23 @@ def voice_list(*, tenant: Tenant, filters: dict | None = None) -> list[VoiceList
             description=profile.description, own=True, created_at=profile.created_at,
         ))
     return items
+
+
+def catalog_voice_preview_get(*, tenant: Tenant, voice_id: str, audio_format: str):
+    """The preview of a catalog voice already made for this tenant in this format, if any."""
+    from synthesis.models import SynthesisJob
+
+    return (
+        SynthesisJob.objects.for_tenant(tenant)
+        .filter(mode=SynthesisJob.Mode.PREVIEW, voice_profile__isnull=True, voice_id=voice_id,
+                status=SynthesisJob.Status.SUCCEEDED, audio_options__format=audio_format,
+                audio_deleted_at__isnull=True)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def voice_profile_counts(*, tenant: Tenant) -> dict[str, int]:
+    """How many own voices the tenant has, and how many of them are learnt from recordings."""
+    profiles = VoiceProfile.objects.for_tenant(tenant)
+    return {"voices": profiles.count(), "learnt": profiles.exclude(kind=VoiceProfile.Kind.CATALOG).count()}

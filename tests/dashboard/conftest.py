@@ -29,7 +29,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
+        # A failure, not a skip: the dashboard is only tested in a real browser.
+        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an asyncio loop on this thread, and Django refuses ORM calls
