@@ -5,8 +5,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tenants.models import Membership
+from tests.batches.factories import BatchFactory
 from tests.synthesis.factories import SynthesisJobFactory
 from tests.tenants.factories import ApiKeyFactory, MembershipFactory
+from tests.voices.factories import VoiceProfileFactory
+from voices.models import VoiceProfile
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,6 +59,44 @@ def test_another_tenants_objects_are_not_found_by_url(page, sign_in):
     key.refresh_from_db()
     assert key.revoked_at is None
     assert Membership.objects.for_tenant(first_owner.tenant).filter(pk=first_owner.pk).exists()
+
+
+def test_another_tenants_voices_batches_and_usage_are_not_reachable_by_url(page, sign_in):
+    first_owner = MembershipFactory(role="owner", tenant__name="First Co")
+    voice = VoiceProfileFactory(tenant=first_owner.tenant, name="First Co narrator")
+    batch = BatchFactory(tenant=first_owner.tenant, name="First Co course")
+    job = SynthesisJobFactory(tenant=first_owner.tenant, batch=batch, mode="batch", batch_index=0,
+                              text="First Co's private line.")
+    member = MembershipFactory(tenant=first_owner.tenant, role="member")
+    outsider = MembershipFactory(role="owner", tenant__name="Second Co")
+    sign_in(page, outsider.user)
+
+    page.goto("/app/voices/")
+    voices_page = page.content()
+    page.goto("/app/batches/")
+    batches_page = page.content()
+    page.goto("/app/usage/")
+    usage_page = page.content()
+    token = page.locator("[name=csrfmiddlewaretoken]").first.input_value()
+    gets = {url: page.request.get(url).status for url in (
+        f"/app/voices/{voice.pk}/", f"/app/voices/{voice.pk}/preview", f"/app/voices/{voice.pk}/status",
+        f"/app/batches/{batch.pk}/", f"/app/batches/{batch.pk}/progress", f"/app/batches/{batch.pk}/export",
+        f"/app/batches/{batch.pk}/items/{job.pk}/audio",
+    )}
+    forged = {url: page.evaluate(POST_WITH_TOKEN, [url, token]) for url in (
+        f"/app/voices/{voice.pk}/delete", f"/app/batches/{batch.pk}/cancel", f"/app/batches/{batch.pk}/retry",
+        f"/app/settings/members/{member.pk}/role",
+    )}
+
+    assert "First Co narrator" not in voices_page
+    assert "First Co course" not in batches_page
+    assert "First Co" not in usage_page
+    assert gets == {url: 404 for url in gets}
+    assert forged == {url: 404 for url in forged}
+    assert VoiceProfile.objects.for_tenant(first_owner.tenant).filter(pk=voice.pk).exists()
+    batch.refresh_from_db()
+    member.refresh_from_db()
+    assert batch.status != "cancelled" and member.role == "member"
 
 
 def test_switching_workspace_shows_the_other_tenants_data(page, sign_in):
