@@ -7,7 +7,9 @@ run is enqueued (see analytics.rollups for why that is exact under retries and r
 """
 
 import logging
+import math
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
@@ -17,18 +19,23 @@ from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-# At most one rollup message per tenant in this many seconds; rows that arrive meanwhile are
-# taken by the next run (and reports count them already).
-ROLLUP_DEBOUNCE_SECONDS = 2
-
-
 def _rollup_soon(tenant_id: int) -> None:
+    """Schedule the tenant's rollup PARLA_USAGE_ROLLUP_DELAY_SECONDS from now, once per window.
+
+    Records written meanwhile are taken by that one run, so a 10,000-item batch costs a few
+    rollup messages, not 10,000 (reports count pending rows already, so nothing waits on it).
+    A negative delay leaves rollups to the workers' upkeep and `manage.py usage_rollup`.
+    """
     from analytics.tasks.actors import usage_rollup_run as usage_rollup_run_actor
+
+    delay = settings.PARLA_USAGE_ROLLUP_DELAY_SECONDS
+    if delay < 0:
+        return
 
     def send() -> None:
         try:
-            if cache.add(f"analytics:rollup-queued:{tenant_id}", 1, timeout=ROLLUP_DEBOUNCE_SECONDS):
-                usage_rollup_run_actor.send(tenant_id)
+            if cache.add(f"analytics:rollup-queued:{tenant_id}", 1, timeout=max(1, math.ceil(delay))):
+                usage_rollup_run_actor.send_with_options(args=(tenant_id,), delay=round(delay * 1000) or None)
         except Exception:  # noqa: BLE001  the job is done either way; the next run takes the rows
             logger.warning("usage_rollup.enqueue_failed", extra={"tenant_id": tenant_id}, exc_info=True)
 

@@ -271,6 +271,9 @@ PARLA_WORKER_HEARTBEAT_SECONDS = env.float("PARLA_WORKER_HEARTBEAT_SECONDS", def
 PARLA_MAINTENANCE_INTERVAL_SECONDS = env.int("PARLA_MAINTENANCE_INTERVAL_SECONDS", default=60)
 # Webhook receivers on loopback or private networks (tests, intranets) need this switched on.
 PARLA_WEBHOOK_ALLOW_PRIVATE = env.bool("PARLA_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Ledger rows are added to the daily rollups this long after a job finishes, one run per tenant
+# per window; negative: only by the workers' upkeep and `manage.py usage_rollup`.
+PARLA_USAGE_ROLLUP_DELAY_SECONDS = env.float("PARLA_USAGE_ROLLUP_DELAY_SECONDS", default=5.0)
 PARLA_IDEMPOTENCY_TTL_SECONDS = env.int("PARLA_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
 # OpenAI voice names on /v1/audio/speech → catalog voices ("alloy=kokoro:jf_alpha,...");
 # names not listed speak with PARLA_DEFAULT_VOICE.

@@ -9,6 +9,9 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 # One prefix per test session keeps rate-limit counters of earlier runs out of the way.
 os.environ.setdefault("PARLA_CACHE_KEY_PREFIX", f"parla-test-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("PARLA_VAR_DIR", tempfile.mkdtemp(prefix="parla-test-var-"))
+# Worker processes started by tests roll usage up only when a test asks for it: a rollup
+# transaction racing the end of another test's table flush can deadlock that flush.
+os.environ.setdefault("PARLA_USAGE_ROLLUP_DELAY_SECONDS", "-1")
 
 from .base import *  # noqa: E402, F403
 from .base import env  # noqa: E402

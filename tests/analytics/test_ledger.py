@@ -90,22 +90,41 @@ def test_every_ledger_row_waits_for_the_rollups(tenant):
     assert {(row.record_id, row.failure_id) for row in pending} == {(record.pk, None), (None, failure.pk)}
 
 
-def test_writing_a_record_enqueues_the_rollup_after_commit(tenant, django_capture_on_commit_callbacks, monkeypatch):
+def test_writing_records_schedules_one_delayed_rollup_after_commit(
+    tenant, django_capture_on_commit_callbacks, monkeypatch, settings
+):
     from django.core.cache import cache
 
     from analytics.tasks.actors import usage_rollup_run
 
+    settings.PARLA_USAGE_ROLLUP_DELAY_SECONDS = 5
     sent = []
-    monkeypatch.setattr(usage_rollup_run, "send", lambda *args: sent.append(args))
+    monkeypatch.setattr(usage_rollup_run, "send_with_options",
+                        lambda *, args, delay: sent.append((args, delay)))
     cache.delete(f"analytics:rollup-queued:{tenant.pk}")
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         record_at(tenant, utc(2026, 5, 1, 12))
+        record_at(tenant, utc(2026, 5, 1, 13))
         assert sent == []
     for callback in callbacks:
         callback()
 
-    assert sent == [(tenant.pk,)]
+    # One message for the window, due in 5 s: it takes both rows.
+    assert sent == [((tenant.pk,), 5000)]
+
+
+def test_a_negative_delay_leaves_rollups_to_the_upkeep(tenant, django_capture_on_commit_callbacks, monkeypatch,
+                                                       settings):
+    from analytics.tasks.actors import usage_rollup_run
+
+    settings.PARLA_USAGE_ROLLUP_DELAY_SECONDS = -1
+    monkeypatch.setattr(usage_rollup_run, "send_with_options", lambda **kwargs: pytest.fail("sent"))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        record_at(tenant, utc(2026, 5, 1, 12))
+
+    assert UsageRollupPending.objects.for_tenant(tenant).count() == 1
 
 
 def test_migrations_match_the_models():

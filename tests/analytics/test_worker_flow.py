@@ -6,13 +6,23 @@ import time
 import pytest
 
 from analytics.models import UsageDaily, UsageRecord, UsageRollupPending
-from tests.synthesis.conftest import cpu_worker  # noqa: F401  (a real worker on synthesis-cpu and default)
+from tests.helpers import stop
+from tests.synthesis.conftest import start_cpu_worker
 from tests.tenants.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_speech_through_a_worker_is_recorded_once_and_rolled_up(api_client_for, cpu_worker):
+@pytest.fixture(scope="module")
+def rollup_worker(django_db_setup, tmp_path_factory):
+    """A real worker that schedules each tenant's rollup a second after its jobs finish
+    (other tests' workers leave rollups to the upkeep: see config/settings/test.py)."""
+    process = start_cpu_worker(tmp_path_factory, PARLA_USAGE_ROLLUP_DELAY_SECONDS="1")
+    yield process
+    stop(process)
+
+
+def test_speech_through_a_worker_is_recorded_once_and_rolled_up(api_client_for, rollup_worker):
     tenant = TenantFactory(time_zone="Europe/Berlin")
     client = api_client_for(tenant)
 

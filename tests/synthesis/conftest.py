@@ -13,17 +13,13 @@ def captured_jobs(monkeypatch):
     return lambda: list(sent)
 
 
-@pytest.fixture(scope="module")
-def cpu_worker(django_db_setup, tmp_path_factory):
-    """A real `rundramatiq` process consuming synthesis-cpu and default, on the test database.
-
-    Tests that use it need `django_db(transaction=True)` so the worker sees their rows.
-    """
+def start_cpu_worker(tmp_path_factory, **extra_env: str):
+    """A real `rundramatiq` process consuming synthesis-cpu and default, on the test database."""
     import os
 
     from django.conf import settings
 
-    from tests.helpers import start_manage, stop
+    from tests.helpers import start_manage
 
     database = settings.DATABASES["default"]
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -32,6 +28,7 @@ def cpu_worker(django_db_setup, tmp_path_factory):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
         "PARLA_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        **extra_env,
     }
     process = start_manage(
         "rundramatiq", "--processes", "1", "--threads", "2", "--queues", "synthesis-cpu", "default",
@@ -39,6 +36,18 @@ def cpu_worker(django_db_setup, tmp_path_factory):
     )
     process.log_path = log_path
     _wait_for_presence("synthesis-cpu", process)
+    return process
+
+
+@pytest.fixture(scope="module")
+def cpu_worker(django_db_setup, tmp_path_factory):
+    """A real worker process (see start_cpu_worker).
+
+    Tests that use it need `django_db(transaction=True)` so the worker sees their rows.
+    """
+    from tests.helpers import stop
+
+    process = start_cpu_worker(tmp_path_factory)
     yield process
     stop(process)
 
