@@ -67,7 +67,20 @@ def _clean_language(value: str) -> str:
     return value
 
 
-class VoiceCreateForm(forms.Form):
+class _VoiceFieldsMixin:
+    """Name and language rules shared by the create and edit forms."""
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the voice a name.")
+        return name
+
+    def clean_language(self) -> str:
+        return _clean_language(self.cleaned_data["language"])
+
+
+class VoiceCreateForm(_VoiceFieldsMixin, forms.Form):
     name = forms.CharField(
         max_length=100,
         widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "e.g. Course narrator"}),
@@ -86,17 +99,8 @@ class VoiceCreateForm(forms.Form):
         error_messages={"required": "Add at least one recording of the voice."},
     )
 
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Give the voice a name.")
-        return name
 
-    def clean_language(self) -> str:
-        return _clean_language(self.cleaned_data["language"])
-
-
-class VoiceUpdateForm(forms.Form):
+class VoiceUpdateForm(_VoiceFieldsMixin, forms.Form):
     name = forms.CharField(max_length=100, error_messages={"required": "Give the voice a name."})
     description = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3}))
     language = forms.CharField(
@@ -110,15 +114,6 @@ class VoiceUpdateForm(forms.Form):
     def for_profile(cls, profile: VoiceProfile, data=None) -> "VoiceUpdateForm":
         initial = {field: getattr(profile, field) for field in ("name", "description", "language", "gender", "age")}
         return cls(data, initial=initial, prefix="edit")
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Give the voice a name.")
-        return name
-
-    def clean_language(self) -> str:
-        return _clean_language(self.cleaned_data["language"])
 
     def changes(self) -> dict:
         """Only what differs from the profile, so the audit log names real changes."""
