@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from analytics.metrics import quota_rejection_count
 from analytics.models import UsageRecord
 from batches.models import Batch
 from batches.parsing import BatchItemInput, InvalidBatch, safe_filename
@@ -51,6 +52,7 @@ def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, lan
                  normalize: bool, extension: str) -> list[_CheckedItem]:
     plan = tenant.plan
     if len(items) > plan.batch_items:
+        quota_rejection_count(reason="plan_limit")
         raise InvalidBatch(
             f"The batch has {len(items)} items; the {plan.name} plan allows {plan.batch_items} per batch.",
             extra={"limit": plan.batch_items, "items": len(items)},
@@ -63,6 +65,7 @@ def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, lan
         where = item.origin or f"item {index + 1}"
         value = item.text if item.text is not None else (item.ssml or "")
         if len(value) > plan.request_characters:
+            quota_rejection_count(reason="plan_limit")
             raise InvalidBatch(
                 f"{where.capitalize()} is {len(value)} characters; the plan accepts {plan.request_characters} per item.",
                 extra={"item": index + 1, "origin": where, "limit": plan.request_characters},

@@ -18,8 +18,6 @@ from analytics import metrics
 from config.logging import log_context, log_context_get, request_id_new, request_id_sane
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# Refusals by a plan limit that no shared quota code sees: the API answers them with these codes.
-_PLAN_LIMIT_CODES = frozenset({"plan_limit_reached", "text_too_long"})
 
 
 class RequestContextMiddleware:
@@ -44,8 +42,6 @@ class RequestContextMiddleware:
             endpoint=_endpoint(request), method=request.method or "", status=response.status_code,
             seconds=time.perf_counter() - started,
         )
-        if _error_code(response) in _PLAN_LIMIT_CODES:
-            metrics.quota_rejection_count(reason="plan_limit")
         return response
 
 
@@ -73,10 +69,3 @@ def _endpoint(request) -> str:
         return "static"
     return "unmatched"
 
-
-def _error_code(response) -> str | None:
-    data = getattr(response, "data", None)  # DRF responses keep the body they rendered
-    if response.status_code >= 400 and isinstance(data, dict):
-        code = data.get("code")
-        return code if isinstance(code, str) else None
-    return None

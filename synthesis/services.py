@@ -26,7 +26,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.metrics import synthesis_job_observe
+from analytics.metrics import quota_rejection_count, synthesis_job_observe
 from analytics.services import usage_failure_record, usage_record_create
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
 from synthesis.audio import AudioOptions
@@ -55,6 +55,10 @@ PREVIEW_TEXT = "Hello! This is a short preview of my voice, reading a sentence f
 class TextTooLong(ApplicationError):
     code = ErrorCode.TEXT_TOO_LONG
     status = 400
+
+    def __init__(self, message: str, extra: dict | None = None) -> None:
+        super().__init__(message, extra)
+        quota_rejection_count(reason="plan_limit")  # API and dashboard alike
 
 
 @dataclasses.dataclass(frozen=True)

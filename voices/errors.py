@@ -42,3 +42,9 @@ class PlanLimitReached(ApplicationError):
 
     code = ErrorCode.PLAN_LIMIT
     status = status.HTTP_403_FORBIDDEN
+
+    def __init__(self, message: str, extra: dict | None = None) -> None:
+        from analytics.metrics import quota_rejection_count
+
+        super().__init__(message, extra)
+        quota_rejection_count(reason="plan_limit")  # API and dashboard alike

@@ -217,6 +217,25 @@ def test_batch_create_refuses_more_items_than_the_plan_allows(member, member_cli
     assert not Batch.objects.for_tenant(member.tenant).exists()
 
 
+def test_a_plan_limit_refused_on_the_page_is_counted_for_operators(member, member_client, dispatched):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from analytics.metrics import metrics_render
+
+    def plan_limit_rejections() -> float:
+        families = text_string_to_metric_families(metrics_render()[0].decode())
+        return sum(sample.value for family in families for sample in family.samples
+                   if sample.name == "parla_quota_rejections_total" and sample.labels.get("reason") == "plan_limit")
+
+    member.tenant.plan.batch_items = 2
+    member.tenant.plan.save()
+    before = plan_limit_rejections()
+
+    member_client.post("/app/batches/new", _form())
+
+    assert plan_limit_rejections() - before == 1
+
+
 def test_batch_create_names_the_line_that_is_too_long(member, member_client, dispatched):
     member.tenant.plan.request_characters = 20
     member.tenant.plan.save()
