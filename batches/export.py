@@ -11,6 +11,7 @@ import tempfile
 import zipfile
 
 from django.core.files import File
+from django.http import FileResponse
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -66,6 +67,14 @@ def _write_zip(batch: Batch, handle) -> int:
         writer.writerows(rows)
         archive.writestr("manifest.csv", text.getvalue())
     return len(rows)
+
+
+def batch_export_response(batch: Batch) -> FileResponse:
+    """The finished ZIP as a download (the API and the dashboard serve the same file)."""
+    response = FileResponse(default_storage.open(batch.export_path, "rb"), content_type="application/zip",
+                            as_attachment=True, filename=f"parla-batch-{batch.pk}.zip")
+    response["Content-Length"] = str(batch.export_size)
+    return response
 
 
 def batch_export_execute(*, tenant_id: int, batch_id: int) -> None:

@@ -8,13 +8,13 @@ seconds; without scripts it shows the state as of loading and can be reloaded.
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
+from batches.export import batch_export_response
 from batches.forms import ACCEPT, PASTED_FILENAME, BatchCreateForm
 from batches.models import Batch
 from batches.parsing import items_from_upload
@@ -287,10 +287,7 @@ def batch_export_download(request, batch_id: int):
     if batch.export_status != Batch.ExportStatus.READY:
         messages.error(request, "The ZIP is not ready yet: it is written when the batch has ended.")
         return redirect("batches:detail", batch_id=batch.pk)
-    response = FileResponse(default_storage.open(batch.export_path, "rb"), content_type="application/zip",
-                            as_attachment=True, filename=f"parla-batch-{batch.pk}.zip")
-    response["Content-Length"] = str(batch.export_size)
-    return response
+    return batch_export_response(batch)
 
 
 @require_GET

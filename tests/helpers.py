@@ -61,3 +61,12 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def signed_in_client(membership):
+    """A Django test client signed in as the membership's user (its tenant is the session's)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(membership.user)
+    return client

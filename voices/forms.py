@@ -5,9 +5,7 @@ import re
 from django import forms
 
 from voices.audio_checks.sniff import AUDIO_FORMATS
-from voices.errors import AudioTooLarge
 from voices.models import VoiceProfile
-from voices.services import Upload
 
 # BCP-47 as people write it: "en", "en-US", "pt-BR", "zh-Hant-TW".
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -41,23 +39,6 @@ class ReferencesField(forms.FileField):
             return files
         cleaned = single(data, initial)
         return [cleaned] if cleaned else []
-
-
-def read_uploads(files, *, max_bytes: int) -> list[Upload]:
-    """The uploads' bytes, for the services to validate; AudioTooLarge for a file over the limit.
-
-    At most one byte past the plan's limit is read, so an oversized file is never held whole.
-    """
-    uploads = []
-    for index, upload in enumerate(files):
-        data = upload.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise AudioTooLarge(
-                f"The file is larger than this plan's limit of {max_bytes / 1_000_000:g} MB.",
-                extra={"limit": max_bytes, "file_index": index, "filename": upload.name or ""},
-            )
-        uploads.append(Upload(data=data, filename=upload.name or ""))
-    return uploads
 
 
 def _clean_language(value: str) -> str:

@@ -16,7 +16,7 @@ from synthesis.errors import EngineUnavailable
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import SYSTEM, AuditContext, audit_event_record
-from voices.errors import PlanLimitReached
+from voices.errors import AudioTooLarge, PlanLimitReached
 from voices.models import VoiceProfile, VoiceReference
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,23 @@ MATCHING_ENGINE = "kokoro"
 class Upload:
     data: bytes
     filename: str = ""
+
+
+def uploads_read(files, *, max_bytes: int) -> list[Upload]:
+    """Uploaded files' bytes, for the services to validate; AudioTooLarge for a file over the limit.
+
+    At most one byte past the plan's limit is read, so an oversized file is never held whole.
+    """
+    uploads = []
+    for index, upload in enumerate(files):
+        data = upload.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise AudioTooLarge(
+                f"The file is larger than this plan's limit of {max_bytes / 1_000_000:g} MB.",
+                extra={"limit": max_bytes, "file_index": index, "filename": upload.name or ""},
+            )
+        uploads.append(Upload(data=data, filename=upload.name or ""))
+    return uploads
 
 
 def _lock_tenant(tenant: Tenant) -> Tenant:

@@ -34,7 +34,6 @@ from voices.forms import (
     ReferencesAddForm,
     VoiceCreateForm,
     VoiceUpdateForm,
-    read_uploads,
 )
 from voices.models import VoiceProfile
 from voices.selectors import (
@@ -48,6 +47,7 @@ from voices.selectors import (
     voice_reference_get,
 )
 from voices.services import (
+    uploads_read,
     voice_profile_create,
     voice_profile_delete,
     voice_profile_update,
@@ -186,7 +186,7 @@ def voice_index(request):
 def _create(request, form: VoiceCreateForm) -> VoiceProfile | None:
     data = form.cleaned_data
     try:
-        uploads = read_uploads(data["references"], max_bytes=request.tenant.plan.upload_bytes)
+        uploads = uploads_read(data["references"], max_bytes=request.tenant.plan.upload_bytes)
         return voice_profile_create(
             tenant=request.tenant, name=data["name"], language=data["language"], description=data["description"],
             uploads=uploads, context=AuditContext.from_request(request),
@@ -277,7 +277,7 @@ def reference_add(request, voice_id: int):
     form = ReferencesAddForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            uploads = read_uploads(form.cleaned_data["references"], max_bytes=request.tenant.plan.upload_bytes)
+            uploads = uploads_read(form.cleaned_data["references"], max_bytes=request.tenant.plan.upload_bytes)
             added = voice_reference_add(tenant=request.tenant, profile=profile, uploads=uploads,
                                         context=AuditContext.from_request(request))
         except ApplicationError as exc:
@@ -320,7 +320,7 @@ def reference_check(request):
         return JsonResponse(error_body(ErrorCode.VALIDATION_ERROR, form.errors["file"][0],
                                        {"fields": {"file": form.errors["file"]}}), status=400)
     try:
-        upload = read_uploads([form.cleaned_data["file"]], max_bytes=request.tenant.plan.upload_bytes)[0]
+        upload = uploads_read([form.cleaned_data["file"]], max_bytes=request.tenant.plan.upload_bytes)[0]
         reference = reference_validate(upload.data, filename=upload.filename,
                                        max_bytes=request.tenant.plan.upload_bytes)
     except ApplicationError as exc:

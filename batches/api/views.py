@@ -1,5 +1,3 @@
-from django.core.files.storage import default_storage
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -15,6 +13,7 @@ from batches.api.serializers import (
     BatchOutputSerializer,
     WebhookDeliveryOutputSerializer,
 )
+from batches.export import batch_export_response
 from batches.models import Batch
 from batches.parsing import items_from_json, items_from_upload
 from batches.selectors import batch_get, batch_items, batch_list, batch_webhooks
@@ -145,10 +144,7 @@ class BatchViewSet(TenantScopedViewSet):
         if batch.export_status != Batch.ExportStatus.READY:
             raise ExportNotReady(f"The export is {batch.export_status}; it is written when the batch ends.",
                                  extra={"batch_status": batch.status, "export_status": batch.export_status})
-        response = FileResponse(default_storage.open(batch.export_path, "rb"), content_type="application/zip",
-                                as_attachment=True, filename=f"parla-batch-{batch.pk}.zip")
-        response["Content-Length"] = str(batch.export_size)
-        return response
+        return batch_export_response(batch)
 
     @extend_schema(responses=WebhookDeliveryOutputSerializer(many=True), tags=["batches"])
     @action(detail=True, methods=["get"], url_path="webhooks")

@@ -17,6 +17,7 @@ from synthesis.models import SynthesisJob
 from tenants.models import AuditEvent, Membership
 from tests.batches.conftest import dispatched  # noqa: F401  (records dispatches instead of using a broker)
 from tests.batches.factories import BatchFactory
+from tests.helpers import signed_in_client
 from tests.synthesis.factories import SynthesisJobFactory
 from tests.tenants.factories import MembershipFactory, TenantFactory
 from tests.voices.factories import VoiceProfileFactory
@@ -26,12 +27,6 @@ pytestmark = pytest.mark.django_db
 LINES = "The first line.\n\nA second line, a little longer.\nThird and last.\n"
 
 
-def _client_for(membership) -> Client:
-    client = Client()
-    client.force_login(membership.user)
-    return client
-
-
 @pytest.fixture
 def member():
     return MembershipFactory(role=Membership.Role.MEMBER)
@@ -39,7 +34,7 @@ def member():
 
 @pytest.fixture
 def member_client(member):
-    return _client_for(member)
+    return signed_in_client(member)
 
 
 def _form(**overrides) -> dict:
@@ -80,7 +75,7 @@ def test_batch_pages_send_visitors_to_sign_in(client, url):
 
 @pytest.mark.parametrize("role", [Membership.Role.MEMBER, Membership.Role.ADMIN, Membership.Role.OWNER])
 def test_batch_pages_are_open_to_every_role(role):
-    client = _client_for(MembershipFactory(role=role))
+    client = signed_in_client(MembershipFactory(role=role))
 
     assert client.get("/app/batches/").status_code == 200
     assert client.get("/app/batches/new").status_code == 200

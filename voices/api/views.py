@@ -26,11 +26,10 @@ from voices.api.serializers import (
     VoiceReferencesInputSerializer,
     VoiceUpdateInputSerializer,
 )
-from voices.errors import AudioTooLarge
 from voices.models import VoiceProfile
 from voices.selectors import voice_list, voice_preview_get, voice_profile_get, voice_reference_get
 from voices.services import (
-    Upload,
+    uploads_read,
     voice_profile_create,
     voice_profile_delete,
     voice_profile_update,
@@ -49,21 +48,6 @@ UPLOAD_ERRORS = {
     413: OpenApiResponse(description="audio_too_large: over the plan's upload limit"),
     415: OpenApiResponse(description="unsupported_audio: not a WAV, FLAC, MP3, OGG or M4A recording"),
 }
-
-
-def _uploads(files, *, max_bytes: int) -> list[Upload]:
-    uploads = []
-    for index, upload in enumerate(files):
-        # Read one byte past the limit at most: an oversized file is refused without
-        # being held in memory whole.
-        data = upload.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise AudioTooLarge(
-                f"Recording {index + 1} is larger than this plan's limit of {max_bytes} bytes.",
-                extra={"limit": max_bytes, "file_index": index},
-            )
-        uploads.append(Upload(data=data, filename=upload.name or ""))
-    return uploads
 
 
 class VoiceViewSet(TenantScopedViewSet):
@@ -104,7 +88,7 @@ class VoiceViewSet(TenantScopedViewSet):
         data.pop("references", None)
         profile = voice_profile_create(
             tenant=request.tenant,
-            uploads=_uploads(files, max_bytes=request.tenant.plan.upload_bytes),
+            uploads=uploads_read(files, max_bytes=request.tenant.plan.upload_bytes),
             context=AuditContext.from_request(request),
             **data,
         )
@@ -146,7 +130,7 @@ class VoiceViewSet(TenantScopedViewSet):
         references = voice_reference_add(
             tenant=request.tenant,
             profile=profile,
-            uploads=_uploads(request.FILES.getlist("references"), max_bytes=request.tenant.plan.upload_bytes),
+            uploads=uploads_read(request.FILES.getlist("references"), max_bytes=request.tenant.plan.upload_bytes),
             context=AuditContext.from_request(request),
         )
         return Response(VoiceReferenceOutputSerializer(references, many=True).data, status=status.HTTP_201_CREATED)
