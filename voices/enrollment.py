@@ -10,13 +10,11 @@
   reports its progress into the profile while it runs.
 """
 
-import io
 import logging
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -106,9 +104,7 @@ def _enroll_matched(profile: VoiceProfile, references: list[Path], folder: Path)
     except MatchingUnavailable as exc:
         raise EnrollmentFailed(str(exc)) from exc
     report("storing", SEARCH_SHARE, force=True)
-    buffer = io.BytesIO()
-    np.save(buffer, result.pack)
-    path, digest = _store(profile, "pack.npy", buffer.getvalue())
+    path, digest = _store(profile, "pack.npz", result.conditioning())
     return path, digest, {
         "method": "kokoro_pack_search",
         "approximation": True,
@@ -118,6 +114,7 @@ def _enroll_matched(profile: VoiceProfile, references: list[Path], folder: Path)
         "baseline_similarity": round(result.baseline_similarity, 4),
         "base_pack": result.base_pack,
         "weights": result.weights,
+        "equalizer_db": result.equalizer_limit,
         "wer": None if result.wer is None else round(result.wer, 4),
         "baseline_wer": None if result.baseline_wer is None else round(result.baseline_wer, 4),
         "evaluations": result.evaluations,

