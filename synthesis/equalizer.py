@@ -2,8 +2,8 @@
 
 A matched voice (voices.matching) can carry one. It is learnt once, at enrollment: the long-term
 average spectrum (LTAS) of the reference recordings over that of the voice's own speech,
-smoothed over a third of an octave, centred so the speech band keeps its level, and bounded to
-±`limit` dB. At synthesis it is a linear-phase FIR filter applied to each chunk.
+smoothed over a third of an octave, bounded to ±`limit` dB, and shifted so the speech band
+(100 Hz – 4 kHz) keeps its power. At synthesis it is a linear-phase FIR filter applied to each chunk.
 
 Frequencies the references cannot show (above 90% of their Nyquist frequency, e.g. a 16 kHz
 recording) keep the gain found at that edge rather than being cut to the floor.
@@ -113,7 +113,14 @@ class SpectrumTarget:
         smoothed[edge + 1:] = smoothed[edge]
         below = frequencies < 60.0  # under the voice: hold the gain at 60 Hz, no rumble boost
         smoothed[below] = smoothed[np.argmax(~below)]
+        if limit_db <= 0:
+            return Equalizer(frequencies=frequencies.copy(), gains_db=np.zeros_like(smoothed),
+                             sample_rate=self.sample_rate)
         band = (frequencies >= _LEVEL_BAND[0]) & (frequencies <= _LEVEL_BAND[1])
-        smoothed -= np.average(smoothed[band], weights=power[band] + 1e-20)
-        gains = np.clip(smoothed, -limit_db, limit_db) if limit_db > 0 else np.zeros_like(smoothed)
+        gains = smoothed
+        for _ in range(3):  # bound, then restore the speech band's power; twice more to settle
+            gains = np.clip(gains, -limit_db, limit_db)
+            level = np.sum(power[band] * 10 ** (gains[band] / 10)) / max(np.sum(power[band]), 1e-20)
+            gains = gains - 10 * np.log10(max(level, 1e-20))
+        gains = np.clip(gains, -limit_db, limit_db)
         return Equalizer(frequencies=frequencies.copy(), gains_db=gains, sample_rate=self.sample_rate)

@@ -114,6 +114,8 @@ def _enroll_matched(profile: VoiceProfile, references: list[Path], folder: Path)
         "baseline_similarity": round(result.baseline_similarity, 4),
         "base_pack": result.base_pack,
         "weights": result.weights,
+        "validation_similarity": (None if result.validation_similarity is None
+                                  else round(result.validation_similarity, 4)),
         "equalizer_db": result.equalizer_limit,
         "wer": None if result.wer is None else round(result.wer, 4),
         "baseline_wer": None if result.baseline_wer is None else round(result.baseline_wer, 4),

@@ -18,11 +18,13 @@ evaluated first; a (1+λ) evolution strategy then spends the rest of the budget.
 only becomes the parent (and so the best) if it is more similar AND, with the gate on, Whisper
 still understands it: its word error rate on the same sentences may exceed the best catalog
 pack's by at most `WER_TOLERANCE`. Rejected candidates are skipped, so the next best is kept.
-
-Each candidate is also heard through a long-term spectrum equaliser (synthesis.equalizer) fitted
-to the references, bounded at each of `EQUALIZER_LIMITS` dB (0: none); the most similar variant
-that passes the gate counts. The voice stores its pack with the chosen equaliser, so the
-recording's colour (microphone, room, the speaker's spectral tilt) is part of the match.
+Two short fitness sentences are a noisy judge and a long search learns their quirks, so the last
+FINALISTS syntheses of the budget re-judge the plain base pack and the latest bests on two
+other sentences (VALIDATION_SENTENCES), with the same gate. There each finalist is also heard
+through a long-term spectrum equaliser (synthesis.equalizer) fitted to the references, bounded
+at each of `EQUALIZER_LIMITS` dB (0: none), so the recording's colour (the speaker's spectral
+tilt, the microphone, the room) can be part of the match; the voice stores its pack with the
+chosen equaliser.
 
 The module is independent of Django: enrollment and bench/voice_match.py both call match_voice().
 """
@@ -52,6 +54,12 @@ TIMBRE_DIRECTIONS = 6
 TIMBRE_DIMENSIONS = 128  # of the 256: the decoder's half of a style vector
 OFFSPRING = 6  # λ of the (1+λ) strategy
 EQUALIZER_LIMITS = (0.0, 6.0, 12.0)  # dB bounds tried for each candidate; 0 = no equaliser
+# Sentences the search never optimises on; its finalists are judged on them (see match_embedding).
+VALIDATION_SENTENCES = (
+    "Could you bring the blue folder to my office?",
+    "Morning light spread slowly over the quiet valley.",
+)
+FINALISTS = 4  # the plain base pack and the three latest bests
 _LOGIT_LIMIT = 6.0
 _COEFFICIENT_LIMIT = 2.5
 _WHISPER_RATE = 16_000
@@ -81,6 +89,7 @@ class MatchResult:
     history: list[tuple[int, float]] = field(default_factory=list)  # (evaluations, best) at each gain
     equalizer: Equalizer | None = None  # to apply to the pack's speech; None: none
     equalizer_limit: float = 0.0  # its bound in dB
+    validation_similarity: float | None = None  # of `pack` on VALIDATION_SENTENCES (None: not checked)
 
     def conditioning(self) -> bytes:
         """The voice as the Kokoro engine reads it: an .npz with the pack and its equaliser."""
@@ -226,10 +235,10 @@ class IntelligibilityGate:
 class _Renderer:
     """Speaks the fitness sentences with a pack (through a .npy file: the engine's public way in)."""
 
-    def __init__(self, engine, sentences: Sequence[str], folder: Path) -> None:
+    def __init__(self, engine, sentences: Sequence[str], folder: Path, name: str = "candidate") -> None:
         self.engine = engine
         self.sentences = list(sentences)
-        self.path = folder / "candidate.npy"
+        self.path = folder / f"{name}.npy"
 
     def __call__(self, pack: np.ndarray) -> tuple[list[np.ndarray], int]:
         np.save(self.path, pack)
@@ -256,6 +265,7 @@ def match_embedding(
     directions: int = TIMBRE_DIRECTIONS,
     offspring: int = OFFSPRING,
     clips: Sequence[Clip] = (),
+    validation: Sequence[str] = VALIDATION_SENTENCES,
 ) -> MatchResult:
     """Search Kokoro pack space for the pack whose speech is closest to `target`.
 
@@ -263,8 +273,11 @@ def match_embedding(
     raised to the number of catalog packs if lower). With `gate`, each candidate that would
     become the best is transcribed (`transcribe`, Whisper by default) and kept only if its
     word error rate is within WER_TOLERANCE of the best catalog pack's. Deterministic for a
-    given seed, target and engine. With `clips` (the reference recordings), every candidate is
-    also tried through an equaliser fitted to their long-term spectrum (EQUALIZER_LIMITS).
+    given seed, target and engine. When the budget leaves room for a real search, FINALISTS of
+    it are kept back: the plain base pack and the latest bests speak the `validation` sentences,
+    as they are and (with `clips`, the reference recordings) through equalisers fitted to the
+    references' long-term spectrum; the most similar there that Whisper understands about as
+    well as the plain base pack wins.
     """
     target = np.asarray(target, dtype=np.float32)
     target = target / np.linalg.norm(target)
@@ -279,63 +292,32 @@ def match_embedding(
 
     with tempfile.TemporaryDirectory(prefix="parla-match-") as tmp:
         render = _Renderer(engine, sentences, Path(tmp))
-        spectrum = None
 
-        def evaluate(pack: np.ndarray) -> tuple[list[_Variant], list[np.ndarray], int]:
-            """The candidate's variants (one per equaliser bound), most similar first, and its plain speech."""
-            nonlocal done, spectrum
+        def evaluate(pack: np.ndarray) -> tuple[float, list[np.ndarray], int]:
+            nonlocal done
             pieces, rate = render(pack)
-            if spectrum is None:
-                spectrum = SpectrumTarget(clips, rate) if clips else None
-            variants = []
-            for limit in EQUALIZER_LIMITS if spectrum is not None else (0.0,):
-                equalizer = spectrum.equalizer(np.concatenate(pieces), limit) if limit else None
-                heard = [equalizer.apply(piece) for piece in pieces] if equalizer else pieces
-                similarity = float(np.dot(target, embed(np.concatenate(heard), rate)))
-                variants.append(_Variant(similarity, heard, equalizer, limit))
+            similarity = float(np.dot(target, embed(np.concatenate(pieces), rate)))
             done += 1
             if progress is not None:
                 progress(done, budget)
-            variants.sort(key=lambda variant: -variant.similarity)
-            return variants, pieces, rate
+            return similarity, pieces, rate
 
-        evaluated = {}
+        scores, audio = {}, {}
         for name, pack in catalog.items():
-            evaluated[name] = evaluate(pack)
-        # The catalog's fitness is that of its plain packs (the limit-0 variant).
-        scores = {name: next(v.similarity for v in variants if not v.limit)
-                  for name, (variants, _, _) in evaluated.items()}
+            similarity, pieces, rate = evaluate(pack)
+            scores[name], audio[name] = similarity, pieces
         base = max(scores, key=scores.get)
-        _, base_pieces, rate = evaluated[base]
-        baseline_wer = intelligible.set_baseline(base_pieces, rate) if intelligible else None
+        baseline_wer = intelligible.set_baseline(audio[base], rate) if intelligible else None
 
-        best_pack, best_similarity, best_wer = catalog[base], scores[base], baseline_wer
-        best_equalizer, best_limit = None, 0.0
-        history = [(done, best_similarity)]
+        best = _Candidate(pack=catalog[base], similarity=scores[base], wer=baseline_wer, pieces=audio[base])
+        accepted = [best]  # every best in turn, the plain base pack first
+        history = [(done, best.similarity)]
         rejected = 0
-        best_theta = None
+        del audio
 
-        def consider(pack: np.ndarray, variants: list[_Variant], rate: int, theta) -> bool:
-            """Take the most similar variant that beats the best and passes the gate."""
-            nonlocal best_pack, best_similarity, best_wer, best_equalizer, best_limit, best_theta, rejected
-            for variant in variants:
-                if variant.similarity <= best_similarity:
-                    return False
-                wer = None
-                if intelligible:
-                    passes, wer = intelligible.check(variant.pieces, rate)
-                    if not passes:
-                        rejected += 1
-                        continue
-                best_pack, best_similarity, best_wer, best_theta = pack, variant.similarity, wer, theta
-                best_equalizer, best_limit = variant.equalizer, variant.limit
-                history.append((done, best_similarity))
-                return True
-            return False
-
-        # The best catalog pack heard through its equaliser competes first.
-        consider(catalog[base], evaluated[base][0], rate, None)
-        del evaluated, base_pieces
+        # A real search keeps a few syntheses back to judge its finalists on other sentences.
+        finalists = max(0, min(FINALISTS, budget - len(catalog) - 2 * offspring)) if validation else 0
+        search_budget = budget - finalists
 
         # The strategy starts from the catalog mixed by similarity (the best pack dominates) and
         # must beat the best catalog pack itself before anything replaces it.
@@ -345,9 +327,9 @@ def match_embedding(
         scale = np.concatenate([np.full(len(space.names), 1.0), np.full(directions, 0.5)])
         sigma = 1.0
         first = True
-        while done < budget:
+        while done < search_budget:
             children = []
-            for index in range(min(offspring, budget - done)):
+            for index in range(min(offspring, search_budget - done)):
                 if first and index == 0:
                     children.append(parent)  # The start point itself is worth one evaluation.
                 else:
@@ -356,42 +338,90 @@ def match_embedding(
             improved = False
             for theta in children:
                 pack = space.pack(theta)
-                variants, _, rate = evaluate(pack)
-                improved = consider(pack, variants, rate, theta) or improved
-            if improved and best_theta is not None:
-                parent = best_theta
+                similarity, pieces, rate = evaluate(pack)
+                if similarity <= best.similarity:
+                    continue
+                wer = None
+                if intelligible:
+                    passes, wer = intelligible.check(pieces, rate)
+                    if not passes:
+                        rejected += 1
+                        continue
+                best = _Candidate(pack=pack, similarity=similarity, wer=wer, theta=theta, pieces=pieces)
+                accepted.append(best)
+                history.append((done, best.similarity))
+                improved = True
+            if improved:
+                parent = best.theta
                 sigma = min(sigma * 1.25, 2.0)
             else:
                 sigma = max(sigma * 0.8, 0.1)
 
-    if best_theta is None:  # No candidate beat the catalog: the base pack as it is.
+        validation_similarity, equalizer, limit = None, None, 0.0
+        if finalists:
+            # The search's best won many noisy comparisons on the same two short sentences, so
+            # its score flatters it. The plain base pack and the latest bests speak other
+            # sentences, each as it is and through equalisers fitted (on its fitness speech) to
+            # the references; the most similar there that Whisper understands about as well as
+            # the plain base pack is kept.
+            spectrum = SpectrumTarget(clips, rate) if clips else None
+            checker = _Renderer(engine, validation, Path(tmp), name="validation")
+            judge = IntelligibilityGate(validation, transcribe) if intelligible else None
+            latest = accepted[1:][-(finalists - 1):] if finalists > 1 else []
+            chosen = None
+            for candidate in [accepted[0], *latest]:
+                spoken, rate = checker(candidate.pack)
+                done += 1
+                if progress is not None:
+                    progress(done, budget)
+                for bound in EQUALIZER_LIMITS if spectrum is not None else (0.0,):
+                    fitted = spectrum.equalizer(np.concatenate(candidate.pieces), bound) if bound else None
+                    heard = [fitted.apply(piece) for piece in spoken] if fitted else spoken
+                    score = float(np.dot(target, embed(np.concatenate(heard), rate)))
+                    if judge is not None:
+                        if judge.baseline is None:  # the plain base pack: the reference for the gate
+                            judge.set_baseline(heard, rate)
+                        elif chosen is not None and score <= chosen[0]:
+                            continue  # cannot win: not worth a transcription
+                        elif not judge.check(heard, rate)[0]:
+                            rejected += 1
+                            continue
+                    if chosen is None or score > chosen[0]:
+                        chosen = (score, candidate, fitted, bound)
+            validation_similarity, best, equalizer, limit = chosen
+            if judge is not None:
+                intelligible.checks += judge.checks
+
+    if best.theta is None:  # The base pack as it is (with or without its equaliser).
         weights = (np.array(space.names) == base).astype(float)
     else:
-        weights = space.weights(best_theta)
+        weights = space.weights(best.theta)
     return MatchResult(
-        pack=np.asarray(best_pack, dtype=np.float32).reshape(-1, 1, 256),
-        similarity=best_similarity,
+        pack=np.asarray(best.pack, dtype=np.float32).reshape(-1, 1, 256),
+        similarity=best.similarity,
         baseline_similarity=scores[base],
         base_pack=base,
         weights={name: round(float(w), 4) for name, w in zip(space.names, weights, strict=True)},
-        wer=best_wer,
+        wer=best.wer,
         baseline_wer=baseline_wer,
         evaluations=done,
         gate_checks=intelligible.checks if intelligible else 0,
         rejected=rejected,
         catalog=scores,
         history=history,
-        equalizer=best_equalizer,
-        equalizer_limit=best_limit,
+        equalizer=equalizer,
+        equalizer_limit=limit,
+        validation_similarity=validation_similarity,
     )
 
 
 @dataclass(frozen=True)
-class _Variant:
-    similarity: float
-    pieces: list[np.ndarray]  # what the embedding and the gate heard
-    equalizer: Equalizer | None
-    limit: float
+class _Candidate:
+    pack: np.ndarray
+    similarity: float  # on the fitness sentences
+    wer: float | None
+    pieces: list[np.ndarray]  # its speech of the fitness sentences
+    theta: np.ndarray | None = None  # None: a catalog pack
 
 
 def _mono(samples: np.ndarray) -> np.ndarray:

@@ -287,6 +287,22 @@ def test_voice_detail_saves_name_description_and_labels(member, member_client):
     assert event.extra["fields"] == ["age", "description", "gender", "language", "name"]
 
 
+def test_matched_voice_detail_shows_the_similarity_measured_on_sentences_the_search_did_not_tune_on(
+        member, member_client):
+    validated = VoiceProfileFactory(tenant=member.tenant, kind="matched", engine="kokoro", base_voice_id="",
+                                    status="ready", enrollment={"similarity": 0.74, "baseline_similarity": 0.61,
+                                                                "validation_similarity": 0.69, "equalizer_db": 6.0})
+    older = VoiceProfileFactory(tenant=member.tenant, kind="matched", engine="kokoro", base_voice_id="",
+                                status="ready", enrollment={"similarity": 0.66, "baseline_similarity": 0.61})
+
+    page = member_client.get(f"/app/voices/{validated.pk}/").content.decode()
+    before = member_client.get(f"/app/voices/{older.pk}/").content.decode()
+
+    assert "on sentences the search did not tune on: <strong>0.69</strong>" in page
+    assert "tone correction of up to 6 dB" in page and "0.74" not in page
+    assert "Measured similarity to your recordings: <strong>0.66</strong>" in before  # enrolled before validation
+
+
 def test_voice_detail_explains_a_name_already_used(member, member_client):
     VoiceProfileFactory(tenant=member.tenant, name="Taken")
     profile = VoiceProfileFactory(tenant=member.tenant, name="Mine")

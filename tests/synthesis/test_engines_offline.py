@@ -11,6 +11,7 @@ from synthesis.engines import registry
 from synthesis.engines.base import SynthesisRequest
 from synthesis.engines.kokoro import KokoroEngine, _split_tokens, map_ipa
 from synthesis.engines.piper import PiperEngine
+from synthesis.equalizer import Equalizer, long_term_spectrum
 from synthesis.errors import EngineUnavailable, UnknownVoice
 from synthesis.types import Segment
 
@@ -128,6 +129,21 @@ def test_kokoro_uses_a_voice_pack_file_as_conditioning(kokoro, tmp_path):
     chunks = list(kokoro.synthesize(SEGMENTS[:1], SynthesisRequest(voice="matched", conditioning_path=tmp_path / "pack.npy")))
 
     assert chunks[0].duration_seconds > 0.5
+
+
+def test_kokoro_applies_the_equaliser_stored_beside_a_matched_voices_pack(kokoro, tmp_path):
+    pack = kokoro.pack("jm_kumo")
+    frequencies = np.linspace(0, 12_000, 513)
+    treble_cut = Equalizer(frequencies=frequencies, gains_db=np.where(frequencies > 3000, -12.0, 0.0), sample_rate=24_000)
+    np.save(tmp_path / "plain.npy", pack)
+    np.savez(tmp_path / "voice.npz", pack=pack, **treble_cut.as_arrays())
+
+    def treble_db(path) -> float:
+        samples = next(kokoro.synthesize(SEGMENTS[:1], SynthesisRequest(voice="matched", conditioning_path=path))).samples
+        frequencies, power = long_term_spectrum(samples, 24_000)
+        return float(10 * np.log10(power[frequencies > 4000].mean() / power[frequencies < 2000].mean()))
+
+    assert treble_db(tmp_path / "voice.npz") < treble_db(tmp_path / "plain.npy") - 8
 
 
 def test_kokoro_long_token_runs_are_split_after_punctuation_under_the_limit():

@@ -103,8 +103,11 @@ def test_voice_enrollment_searches_a_pack_at_least_as_close_as_the_catalog(api_c
     assert findings["seconds"] > 0
     assert (findings["stage"], findings["progress"]) == ("ready", 1.0)
     assert client.get(f"/api/v1/voices/{profile.pk}").json()["progress"] == 1.0
-    pack = np.load(default_storage.path(profile.conditioning_path))
+    with np.load(default_storage.path(profile.conditioning_path)) as stored:  # the pack (+ any equaliser)
+        pack = stored["pack"]
     assert pack.shape == (510, 1, 256) and np.isfinite(pack).all()
+    # Eight evaluations leave no room for finalists: no validation, no equaliser.
+    assert (findings["validation_similarity"], findings["equalizer_db"]) == (None, 0.0)
     result = render(tenant=tenant, request=RenderRequest(
         voice_id=profile.voice_id, text="Hello with my matched voice.", audio=AudioOptions(),
         conditioning_path=default_storage.path(profile.conditioning_path),

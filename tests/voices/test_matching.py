@@ -16,7 +16,9 @@ from synthesis.types import Segment
 from tests.tenants.factories import TenantFactory
 from tests.voices.factories import VoiceProfileFactory
 from voices import enrollment
-from voices.matching import IntelligibilityGate, PackSpace, embed, match_embedding, reference_embedding
+from scipy.signal import butter, sosfilt
+
+from voices.matching import IntelligibilityGate, PackSpace, embed, match_embedding, match_voice, reference_embedding
 from voices.models import VoiceProfile
 
 SHORT = ("Where were you yesterday?",)
@@ -106,6 +108,34 @@ def test_match_embedding_is_deterministic_for_a_seed(kokoro, target):
     assert (first.similarity, first.history, first.evaluations) == (second.similarity, second.history, 7)
     assert first.similarity >= first.baseline_similarity
     assert first.wer is None and first.gate_checks == 0
+
+
+def test_finalists_are_judged_on_other_sentences_and_may_keep_an_equaliser_fitted_to_the_references(kokoro, tmp_path):
+    # The "speaker" is jm_kumo recorded through a dark microphone (a 1 kHz low-pass): no pack
+    # sounds like that, an equaliser does.
+    pieces, rate = _speak(kokoro, kokoro.pack("jm_kumo"), ("Please call me back after lunch today.",), tmp_path)
+    dark = sosfilt(butter(2, 1000, fs=rate, output="sos"), np.concatenate(pieces)).astype(np.float32)
+    progress = []
+
+    # 12 syntheses, two offspring a generation: 5 catalog packs, 4 searched, 3 kept for finalists.
+    result = match_voice([(dark, rate)], engine=kokoro, budget=12, offspring=2, gate=False, sentences=SHORT,
+                         validation=("The early train leaves at nine.",),
+                         progress=lambda done, total: progress.append((done, total)))
+
+    assert result.base_pack == "jm_kumo"
+    assert result.validation_similarity is not None and 9 < result.evaluations <= 12
+    assert progress[-1] == (result.evaluations, 12)
+    assert result.equalizer is not None and result.equalizer_limit in (6.0, 12.0)
+    treble = result.equalizer.frequencies > 3000
+    assert result.equalizer.gains_db[treble].mean() < -3
+    # Stored as the engine reads it: the pack and the equaliser in one .npz.
+    path = tmp_path / "voice.npz"
+    path.write_bytes(result.conditioning())
+    plain, _ = _speak(kokoro, result.pack, ("The early train leaves at nine.",), tmp_path)
+    chunks = list(kokoro.synthesize([Segment("The early train leaves at nine.")],
+                                    SynthesisRequest(voice="matched", conditioning_path=path)))
+    heard = embed(chunks[0].samples, rate)
+    assert np.dot(heard, embed(dark, rate)) > np.dot(embed(plain[0], rate), embed(dark, rate))
 
 
 @pytest.mark.django_db
