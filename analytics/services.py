@@ -51,12 +51,16 @@ def usage_record_create(
     processing_seconds: float,
     gpu_seconds: float | None = None,
     model_version: str = "",
+    checked: bool = False,
 ) -> UsageRecord:
     """The ledger row of a job that succeeded. Call with the job row locked, in the
-    transaction that settles its quota; a second call for the same job returns the first row."""
+    transaction that settles its quota; a second call for the same job returns the first row.
+    `checked`: the caller saw the locked job unfinished, so it has no record yet (one query
+    less; the unique constraint still stands behind it)."""
     tenant_id = getattr(tenant, "pk", tenant)
-    with transaction.atomic():
-        existing = UsageRecord.objects.for_tenant(tenant_id).filter(job=job).first()
+    # No savepoint: inside the caller's transaction a failure here must undo it all anyway.
+    with transaction.atomic(savepoint=False):
+        existing = None if checked else UsageRecord.objects.for_tenant(tenant_id).filter(job=job).first()
         if existing is not None:
             return existing
         record = UsageRecord(

@@ -9,10 +9,11 @@ synthesises one chunk per segment; SSML prosody and pauses are applied per segme
 pipeline applies speed, pitch, loudness and the output format.
 """
 
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,8 @@ class RenderResult:
     cache_hit: bool
     cache_key: str = ""
     synthesis_seconds: float = 0.0
+    # render(store_later=True) on a miss: puts the audio in the cache when called.
+    cache_store: Callable[[], None] | None = None
 
 
 def _voice(request: RenderRequest) -> VoiceInfo:
@@ -139,7 +142,14 @@ def synthesize_chunks(
         yield AudioChunk(samples=samples.astype(np.float32, copy=False), sample_rate=current.sample_rate)
 
 
-def render(*, tenant, request: RenderRequest, use_cache: bool = True) -> RenderResult:
+def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_later: bool = False) -> RenderResult:
+    """The audio of `request`, from the cache when an identical request was rendered before.
+
+    A miss is stored in the cache before this returns, or, with `store_later`, when the
+    caller calls the result's `cache_store` (a worker does so once the job is settled, so the
+    cache write is not on the request's path and a job that failed to settle never finds
+    its own audio in the cache on its retry).
+    """
     voice, engine, prepared = _plan(request)
     segments = list(prepared.segments)  # The cache key needs the normalised text.
     model_version = engine.model_version_for(voice.name)
@@ -177,8 +187,10 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True) -> RenderR
     duration = len(processed) / output_rate if output_rate else 0.0
     synthesis_seconds = time.perf_counter() - started
     mime = content_type(request.audio.format, sample_rate=output_rate, channels=request.audio.channels)
+    store = None
     if use_cache:
-        cached_audio_store(
+        store = functools.partial(
+            cached_audio_store,
             tenant=tenant,
             key=key,
             data=data,
@@ -191,6 +203,9 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True) -> RenderR
             sample_rate=output_rate,
             duration_seconds=duration,
         )
+        if not store_later:
+            store()
+            store = None
     return RenderResult(
         data=data,
         content_type=mime,
@@ -202,6 +217,7 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True) -> RenderR
         cache_hit=False,
         cache_key=key,
         synthesis_seconds=synthesis_seconds,
+        cache_store=store,
     )
 
 

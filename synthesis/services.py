@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from django.core.files.base import ContentFile
 from dramatiq.threading import Interrupt
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from analytics.metrics import quota_rejection_count, synthesis_job_observe
@@ -164,7 +166,10 @@ def synthesis_job_create(
             holds_slot=True,
             enqueued_at=timezone.now(),
         )
-        job.full_clean(exclude=["api_key", "voice_profile", "reservation", "created_by"], validate_constraints=False)
+        # Related rows were just resolved or created here: checking that they exist would only
+        # cost queries.
+        job.full_clean(exclude=["tenant", "api_key", "voice_profile", "reservation", "created_by"],
+                       validate_constraints=False)
         job.save()
         _enqueue(job)
     logger.info(
@@ -236,6 +241,17 @@ def _delete_file(path: str) -> None:
 
 
 def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
+    from synthesis import workers
+
+    # The common case in one conditional UPDATE: a queued job with attempts left becomes ours.
+    # Everything else (missing, running elsewhere, orphaned, out of attempts) is decided under
+    # the row lock below.
+    taken = SynthesisJob.objects.for_tenant(tenant_id).filter(
+        pk=job_id, status=SynthesisJob.Status.QUEUED, attempts__lt=MAX_ATTEMPTS
+    ).update(status=SynthesisJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
+             worker_id=workers.current_worker_id)
+    if taken:
+        return SynthesisJob.objects.for_tenant(tenant_id).select_related("voice_profile").get(pk=job_id)
     with transaction.atomic():
         job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update().filter(pk=job_id).first()
         if job is None:
@@ -250,8 +266,6 @@ def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
             _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
                          message=f"The job failed {job.attempts} times; the characters were refunded.")
             return None
-        from synthesis import workers
-
         job.status = SynthesisJob.Status.RUNNING
         job.attempts += 1
         job.started_at = timezone.now()
@@ -364,17 +378,19 @@ class _Outcome:
     cache_hit: bool
     model_version: str
     extension: str
+    cache_store: Callable[[], None] | None = None  # after the job is settled
 
 
 def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None) -> _Outcome:
     from synthesis.render import render
 
     request = _render_request(job, conditioning)
-    result = render(tenant=tenant_id, request=request, use_cache=True)
+    result = render(tenant=tenant_id, request=request, use_cache=True, store_later=True)
     return _Outcome(
         data=result.data, content_type=result.content_type, sample_rate=result.sample_rate,
         audio_seconds=result.duration_seconds, cache_hit=result.cache_hit,
         model_version=result.model_version, extension=request.audio.file_extension,
+        cache_store=result.cache_store,
     )
 
 
@@ -496,6 +512,8 @@ def _model_version(job: SynthesisJob) -> str:
 
 
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
+    """Settle a job that produced audio, in one transaction; then what is not on the waiting
+    client's path: the cache entry and the metrics."""
     path = _store_audio(job, outcome.data, outcome.extension)
     with transaction.atomic():
         locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
@@ -505,6 +523,9 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             return
         if locked.finished:
             return  # Another run of the same job (a recovered one) finished first; same file.
+        # Registered first, so the waiting request hears it before the other commit hooks run.
+        transaction.on_commit(lambda: job_event_publish(
+            job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds})))
         billed = 0 if outcome.cache_hit else locked.characters
         locked.status = SynthesisJob.Status.SUCCEEDED
         locked.storage_path = path
@@ -523,16 +544,25 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
         if locked.holds_slot:
             job_slot_release(tenant=locked.tenant_id)
             locked.holds_slot = False
-        locked.save()
+        locked.save(update_fields=[
+            "status", "storage_path", "format", "content_type", "sample_rate", "audio_seconds", "size_bytes",
+            "cache_hit", "processing_seconds", "model_version", "finished_at", "holds_slot",
+        ])
         usage_record_create(
             tenant=locked.tenant_id, job=locked, characters_billed=billed, cached=outcome.cache_hit,
             processing_seconds=locked.processing_seconds, model_version=_model_version(locked),
             gpu_seconds=None if outcome.cache_hit else _gpu_seconds(locked.engine, locked.processing_seconds),
+            checked=True,
         )
         _after_finish(locked)
+    if outcome.cache_store is not None:
+        try:
+            outcome.cache_store()
+        except Exception:  # noqa: BLE001  the job is done and billed; the cache is an optimisation
+            logger.warning("synthesis_job_run.cache_store_failed",
+                           extra={"tenant_id": job.tenant_id, "job_id": job.pk}, exc_info=True)
     synthesis_job_observe(engine=job.engine, processing_seconds=processing_seconds,
                           audio_seconds=outcome.audio_seconds, cache_hit=outcome.cache_hit)
-    job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
         "seconds": round(processing_seconds, 3),

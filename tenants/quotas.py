@@ -82,7 +82,8 @@ def quota_reserve(
 
 
 def _close(*, tenant: Tenant | int, reservation_id: int, used: int | None) -> QuotaReservation:
-    with transaction.atomic():
+    # No savepoint when nested: a failure must undo the caller's whole transaction anyway.
+    with transaction.atomic(savepoint=False):
         reservation = (
             QuotaReservation.objects.for_tenant(tenant).select_for_update().get(pk=reservation_id)
         )
@@ -139,12 +140,19 @@ def _tenant_quota(*, tenant: Tenant) -> TenantQuota:
 def job_slot_acquire(*, tenant: Tenant) -> None:
     """Take one of the plan's concurrent-job slots, or raise ConcurrencyLimitExceeded."""
     limit = tenant.plan.concurrent_jobs
-    quota = _tenant_quota(tenant=tenant)
-    admitted = (
-        TenantQuota.objects.for_tenant(tenant)
-        .filter(pk=quota.pk, jobs_in_flight__lt=limit)
-        .update(jobs_in_flight=F("jobs_in_flight") + 1)
-    )
+
+    def take() -> int:
+        return (
+            TenantQuota.objects.for_tenant(tenant)
+            .filter(jobs_in_flight__lt=limit)
+            .update(jobs_in_flight=F("jobs_in_flight") + 1)
+        )
+
+    admitted = take()
+    if not admitted:
+        # No slot, or no quota row yet (a new tenant): make the row and try once more.
+        _tenant_quota(tenant=tenant)
+        admitted = take()
     if not admitted:
         quota_rejection_count(reason="concurrent_jobs")
         raise ConcurrencyLimitExceeded(

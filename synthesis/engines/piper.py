@@ -5,6 +5,7 @@ an operator drops into `<model dir>/piper/` as `<name>.onnx` + `<name>.onnx.json
 catalog; its licence is read from a `MODEL_CARD` beside it when present.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -108,9 +109,17 @@ class PiperEngine(Engine):
     def model_version_for(self, voice: str) -> str:
         if voice not in self._catalog:
             return self.info.model_version
-        model, config, _ = self._catalog[voice]
-        digest = hashlib.sha256(config.read_bytes() + str(model.stat().st_size).encode()).hexdigest()
-        return f"piper-{_piper_version()}:{voice}:{digest[:12]}"
+        return self._model_versions[voice]
+
+    @cached_property
+    def _model_versions(self) -> dict[str, str]:
+        # Asked on every render (it is part of the cache key); the files, like the catalog, are
+        # read once per process.
+        versions = {}
+        for voice, (model, config, _) in self._catalog.items():
+            digest = hashlib.sha256(config.read_bytes() + str(model.stat().st_size).encode()).hexdigest()
+            versions[voice] = f"piper-{_piper_version()}:{voice}:{digest[:12]}"
+        return versions
 
     def _voice(self, name: str):
         if name not in self._catalog:
@@ -161,6 +170,7 @@ class PiperEngine(Engine):
             yield AudioChunk(samples=samples.astype(np.float32, copy=False), sample_rate=sample_rate)
 
 
+@functools.cache
 def _piper_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

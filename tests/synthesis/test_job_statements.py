@@ -1,0 +1,56 @@
+"""How many SQL statements a speech request costs: the web tier's part and the worker's.
+
+Short texts are dominated by this bookkeeping (a 60-character request synthesises in about
+0.2 s), so the counts are pinned here; bench/api_overhead.py measures what they cost.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from analytics.models import UsageRecord
+from synthesis.models import SynthesisJob
+from synthesis.services import synthesis_job_execute
+from tests.tenants.factories import TenantFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TEXT = "The old lighthouse keeper climbed the narrow stairs at dawn."
+
+
+def _statements(captured: CaptureQueriesContext) -> list[str]:
+    return [query["sql"].split(" ", 1)[0] for query in captured.captured_queries]
+
+
+def test_a_job_costs_one_transaction_to_create_and_one_to_settle(api_client_for, captured_jobs):
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    client.post("/api/v1/jobs", {"text": "Warm up: the usage period and quota rows now exist."}, format="json")
+
+    counts = []
+    for _ in range(2):  # a miss, then the same text again: a cache hit
+        with CaptureQueriesContext(connection) as web:
+            response = client.post("/api/v1/jobs", {"text": TEXT, "format": "wav"}, format="json")
+        job_id = response.json()["id"]
+        with CaptureQueriesContext(connection) as worker:
+            synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
+        counts.append((_statements(web), _statements(worker)))
+        assert SynthesisJob.objects.get(pk=job_id).status == "succeeded"
+
+    (web_miss, run_miss), (web_hit, run_hit) = counts
+    # Key lookup; one transaction: the slot, the hold (period, conditional update, reservation;
+    # in a savepoint of its own), the job row.
+    assert web_miss == web_hit == [
+        "SELECT", "BEGIN", "UPDATE", "SAVEPOINT", "SELECT", "UPDATE", "INSERT", "RELEASE", "INSERT", "COMMIT",
+    ]
+    # Take the job (one conditional UPDATE, then read it), look up the cache, settle in one
+    # transaction without savepoints, then store the new cache entry.
+    assert run_miss == [
+        "UPDATE", "SELECT",  # take the job
+        "SELECT",  # cache lookup: a miss
+        "BEGIN", "SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE", "UPDATE", "INSERT", "INSERT", "COMMIT",  # settle
+        "BEGIN", "INSERT", "COMMIT",  # the cache entry, once the job is settled
+    ]
+    assert run_hit == ["UPDATE", "SELECT", "SELECT", "UPDATE", *run_miss[3:13]]  # the hit counts itself
+    billed = UsageRecord.objects.for_tenant(tenant).order_by("pk").values_list("characters_billed", "cached")
+    assert list(billed) == [(len(TEXT), False), (0, True)]
