@@ -135,8 +135,8 @@ def main() -> None:
         clock = time.monotonic()
         match = match_voice(clips, engine=kokoro, budget=args.evaluations, seed=0)
         seconds = time.monotonic() - clock
-        pack_path = Path(f"/tmp/parla-bench-{name}.npy")
-        np.save(pack_path, match.pack)
+        pack_path = Path(f"/tmp/parla-bench-{name}.npz")
+        pack_path.write_bytes(match.conditioning())  # the pack and its equaliser, as enrollment stores them
         matched = score(*speak("kokoro", "matched", sentences, pack_path), references, sentences)
         pack_path.unlink()
 
@@ -150,6 +150,8 @@ def main() -> None:
             "rejected": match.rejected,
             "search_similarity": round(match.similarity, 4),
             "search_baseline_similarity": round(match.baseline_similarity, 4),
+            "validation_similarity": None if match.validation_similarity is None else round(match.validation_similarity, 4),
+            "equalizer_db": match.equalizer_limit,
             "base_pack": match.base_pack,
             "weights": match.weights,
             "halves": round(halves(*clips[0]), 4),
