@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from analytics.models import UsageDaily, UsageFailure, UsageRecord, UsageRollupPending
 from analytics.rollups import usage_rollup_run
 from analytics.selectors import usage_report
-from synthesis.models import SynthesisJob
+from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.services import synthesis_job_execute
 from synthesis.tasks.actors import synthesis_job_run
 from tenants.models import UsagePeriod
@@ -92,10 +92,11 @@ def test_crash_between_audio_write_and_ledger_write_leaves_no_record_and_the_ret
     assert record.job_id == job_id
     assert default_storage.listdir(f"tenants/{tenant.pk}/jobs")[1] == [f"{job_id}.wav"]
     period.refresh_from_db()
-    # The hold is settled once, with what the one record bills (the retry may be served
-    # from the audio cache its first attempt filled, which bills nothing).
-    assert (period.characters_reserved, period.characters_used) == (0, record.characters_billed)
-    assert record.characters_billed == (0 if record.cached else len(TEXT))
+    # The hold is settled once, and in full: the cache entry is written only after a job is
+    # settled, so the retry does not find its own first attempt's audio there and bill nothing.
+    assert (record.cached, record.characters_billed) == (False, len(TEXT))
+    assert (period.characters_reserved, period.characters_used) == (0, len(TEXT))
+    assert CachedAudio.objects.for_tenant(tenant).count() == 1  # written once, by the run that settled
     assert UsageRollupPending.objects.for_tenant(tenant).count() == 1
 
 

@@ -223,6 +223,22 @@ def test_transient_failures_retry_a_bounded_number_of_times_then_refund(api_clie
     assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
 
 
+def test_a_cache_that_cannot_be_written_after_settling_leaves_the_job_succeeded_and_billed(
+        api_client_for, captured_jobs, monkeypatch, caplog):
+    def full(**kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("synthesis.render.cached_audio_store", full)
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+
+    job = _run(job_id)  # returns: nothing for Dramatiq to retry
+
+    assert (job.status, job.cache_hit) == ("succeeded", False)
+    assert UsageRecord.objects.for_tenant(tenant).get().characters_billed == len(TEXT)
+    assert "synthesis_job_run.cache_store_failed" in caplog.text
+
+
 def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypatch, settings):
     import datetime as dt
 
