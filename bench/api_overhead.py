@@ -1,6 +1,6 @@
 """Overhead of the platform: Parla's speech API versus Piper in-process and Piper's own HTTP server.
 
-    .venv/bin/python bench/api_overhead.py --json /tmp/api_overhead.json  # ~8 min on 2 quiet cores
+    .venv/bin/python bench/api_overhead.py --json /tmp/api_overhead.json  # ~12 min on 2 quiet cores
     .venv/bin/python bench/api_overhead.py --repeats 2 --max-load 0        # a smoke run
     .venv/bin/python bench/api_overhead.py --report /tmp/api_overhead.json # the tables again
     .venv/bin/python bench/api_overhead.py --texts 60 250 --repeats 5 --worker-poll-ms 200  # another poll ceiling
@@ -37,7 +37,13 @@ over all 4 x repeats requests, throughput the median over rounds of (requests or
 seconds) / round wall time. Systems are interleaved request by request (one at a time) and
 round by round (4 at a time), in a rotating order, so drifting background load hits each alike;
 "paired" is the median over repeats of Parla / Piper HTTP within the same repeat (for 4 at a
-time, of the rounds' median latencies), which cancels most of that drift.
+time, of the rounds' median latencies), which cancels most of that drift. Each measured request
+(or round) directly follows an unmeasured one of the same system (--no-primed turns this off):
+switching from one ONNX session to another costs the next inference 25–40 ms on these 2 cores
+(its weights and its thread pool are cold: measured with two Piper sessions in one process,
+0.22 s back to back against 0.25–0.31 s right after the other session), and interleaving
+would charge that to whichever system happens to follow another. A server that runs one of
+these systems keeps its own model warm, so that is what is compared.
 Times are measured in this process with `requests` (a new connection per request, for every
 system alike): total = request sent -> last byte received. Streaming: Parla's
 `/api/v1/speech/stream` with `format: "pcm"` (no header, so the first byte is audio): time to
@@ -553,9 +559,13 @@ def run(args, services: Services) -> dict:
         started = time.perf_counter()
         for key, text in texts.items():
             for name in rotated(ONE_AT_A_TIME, repeat):
+                if args.primed:
+                    calls[name](text)  # unmeasured: the measured call finds this system warm
                 one[key][name].append(calls[name](text))
         for key, text in texts.items():
             for name in rotated(FOUR_AT_A_TIME, repeat):
+                if args.primed:
+                    calls[name](text)
                 four[key][name].append(concurrent_round(calls[name], text, c))
         print(f"repeat {repeat + 1}/{args.repeats} done in {time.perf_counter() - started:.0f} s "
               f"(load {os.getloadavg()[0]:.2f})", flush=True)
@@ -680,7 +690,9 @@ def markdown(summary: dict, meta: dict) -> str:
     load = meta["load"]
     add(f"\nSettings: {meta['settings']}; gunicorn {meta['web']}; worker {meta['worker']}; engine threads "
         f"{meta['engine_threads']} (Parla) / onnxruntime default (Piper HTTP, in-process); repeats {meta['repeats']}"
-        + f"; worker idle poll ceiling (PARLA_WORKER_POLL_MS) {meta.get('worker_poll_ms') or 1000} ms.")
+        + f"; worker idle poll ceiling (PARLA_WORKER_POLL_MS) {meta.get('worker_poll_ms') or 1000} ms"
+        + ("; each measured request right after an unmeasured one of the same system." if meta.get("primed")
+           else "; systems interleaved request by request, none primed."))
     add(f"Load: 1-minute load average {load['loadavg_at_start'][0]:.2f} before starting "
         f"({load['waited_seconds'] / 60:.0f} min waited{'' if load['settled'] else '; it never fell to --max-load'}), "
         f"{load['loadavg_at_end'][0]:.2f} at the end (the bench's own "
@@ -720,6 +732,8 @@ def main() -> None:
                         help="PARLA_WORKER_POLL_MS for the worker (default: the product's, 1000 ms)")
     parser.add_argument("--max-load", type=float, default=1.0, help="wait until the 1-minute load is at most this")
     parser.add_argument("--max-wait-minutes", type=int, default=60)
+    parser.add_argument("--primed", action=argparse.BooleanOptionalAction, default=True,
+                        help="an unmeasured request of the same system right before each measured one")
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--report", type=Path, metavar="JSON",
                         help="print the tables again from the raw numbers of an earlier --json; runs nothing")
@@ -767,6 +781,7 @@ def main() -> None:
         "engine_threads": args.engine_threads,
         "worker_poll_ms": args.worker_poll_ms or None,
         "repeats": args.repeats,
+        "primed": args.primed,
         "max_load": args.max_load,
         "warmup": args.warmup,
         "concurrency": args.concurrency,
