@@ -523,9 +523,10 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             return
         if locked.finished:
             return  # Another run of the same job (a recovered one) finished first; same file.
-        # Registered first, so the waiting request hears it before the other commit hooks run.
+        # Registered first, so the waiting request hears it before the other commit hooks run;
+        # robust: if Redis refuses it, those hooks still run (the request sees the row instead).
         transaction.on_commit(lambda: job_event_publish(
-            job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds})))
+            job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds})), robust=True)
         billed = 0 if outcome.cache_hit else locked.characters
         locked.status = SynthesisJob.Status.SUCCEEDED
         locked.storage_path = path
