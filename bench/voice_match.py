@@ -203,6 +203,25 @@ def table(results: dict) -> str:
             f"| {mean('catalog', 'similarity'):.3f} | {mean('default', 'similarity'):.3f} "
             f"| {mean('matched', 'wer'):.1%} | {mean('catalog', 'wer'):.1%} | {mean('default', 'wer'):.1%} |"
         )
+    lines += [
+        "",
+        "The search itself: similarity on its two fitness sentences (best plain catalog pack, then the chosen",
+        "pack), on the two validation sentences it kept back for its finalists, the equaliser bound chosen",
+        "there, and the candidates the Whisper gate refused.",
+        "",
+        "| speaker | best catalog pack | chosen (fitness) | chosen (validation) | equaliser | refused by the gate | mix (weights >= 0.05) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        mix = ", ".join(f"{name} {weight:.2f}" for name, weight in
+                        sorted(row["weights"].items(), key=lambda item: -item[1]) if weight >= 0.05)
+        validation = row.get("validation_similarity")
+        lines.append(
+            f"| {row['speaker']} | {row['search_baseline_similarity']:.3f} ({row['base_pack']}) "
+            f"| {row['search_similarity']:.3f} | {'' if validation is None else f'{validation:.3f}'} "
+            f"| {'±%.0f dB' % row['equalizer_db'] if row.get('equalizer_db') else 'none'} "
+            f"| {row['rejected']} | {mix} |"
+        )
     return "\n".join(lines)
 
 
