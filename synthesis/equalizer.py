@@ -10,6 +10,7 @@ recording) keep the gain found at that edge rather than being cut to the floor.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,8 +38,9 @@ class Equalizer:
             return samples
         from scipy.signal import oaconvolve
 
-        return oaconvolve(samples, self._taps(), mode="same").astype(np.float32)
+        return oaconvolve(samples, self._taps, mode="same").astype(np.float32)
 
+    @cached_property  # designed once per equaliser, not once per chunk
     def _taps(self) -> np.ndarray:
         from scipy.signal import firwin2
 
