@@ -512,8 +512,8 @@ def _model_version(job: SynthesisJob) -> str:
 
 
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
-    """Settle a job that produced audio, in one transaction; then what is not on the waiting
-    client's path: the cache entry and the metrics."""
+    """Settle a job that produced audio, in one transaction; then its cache entry (only once
+    settled, so a retry never bills itself zero from its own entry), the metrics, and "done"."""
     path = _store_audio(job, outcome.data, outcome.extension)
     with transaction.atomic():
         locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
@@ -523,10 +523,6 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             return
         if locked.finished:
             return  # Another run of the same job (a recovered one) finished first; same file.
-        # Registered first, so the waiting request hears it before the other commit hooks run;
-        # robust: if Redis refuses it, those hooks still run (the request sees the row instead).
-        transaction.on_commit(lambda: job_event_publish(
-            job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds})), robust=True)
         billed = 0 if outcome.cache_hit else locked.characters
         locked.status = SynthesisJob.Status.SUCCEEDED
         locked.storage_path = path
@@ -564,6 +560,9 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
                            extra={"tenant_id": job.tenant_id, "job_id": job.pk}, exc_info=True)
     synthesis_job_observe(engine=job.engine, processing_seconds=processing_seconds,
                           audio_seconds=outcome.audio_seconds, cache_hit=outcome.cache_hit)
+    # Last: a client answered on "done" finds the job settled, its audio in the cache (an
+    # identical request right after is a hit) and the metrics counted.
+    job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
         "seconds": round(processing_seconds, 3),
