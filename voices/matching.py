@@ -14,12 +14,16 @@ the sentence, so the same timbre holds for short and long sentences).
 
 Fitness is the Resemblyzer cosine between the target (the mean reference embedding) and the
 embedding of a couple of fixed sentences spoken with the candidate. The catalog packs are
-evaluated first; a (1+λ) evolution strategy then spends the rest of the budget. A candidate
-only becomes the parent (and so the best) if it is more similar AND, with the gate on, Whisper
-still understands it: its word error rate on the same sentences may exceed the best catalog
-pack's by at most `WER_TOLERANCE`. Rejected candidates are skipped, so the next best is kept.
+evaluated first. With the gate on, Whisper transcribes each of them too: a pack that Whisper
+understands clearly worse than the clearest one (by more than `CATALOG_TOLERANCE`) cannot be the
+base pack, nor the strategy's start (some bundled packs speak English with a heavy accent). The
+base pack is the most similar of the others. A (1+λ) evolution strategy then spends the rest of
+the budget. A candidate only becomes the parent (and so the best) if it is more similar AND,
+with the gate on, Whisper still understands it: its word error rate on the same sentences may
+exceed the base pack's by at most `WER_TOLERANCE`. Rejected candidates are skipped, so the next
+best is kept.
 Two short fitness sentences are a noisy judge and a long search learns their quirks, so the last
-FINALISTS syntheses of the budget re-judge the plain base pack and the latest bests on two
+FINALISTS syntheses of the budget re-judge the plain base pack and the latest bests on
 other sentences (VALIDATION_SENTENCES), with the same gate. There each finalist is also heard
 through a long-term spectrum equaliser (synthesis.equalizer) fitted to the references, bounded
 at each of `EQUALIZER_LIMITS` dB (0: none), so the recording's colour (the speaker's spectral
@@ -50,14 +54,20 @@ FITNESS_SENTENCES = (
     "The early train leaves at nine, she said.",
 )
 WER_TOLERANCE = 0.02  # absolute: 0.02 = two points of word error rate
+# A catalog pack may be the base if its WER on the fitness sentences is within this of the
+# clearest pack's: one word of the twelve, not two.
+CATALOG_TOLERANCE = 0.10
 TIMBRE_DIRECTIONS = 6
 TIMBRE_DIMENSIONS = 128  # of the 256: the decoder's half of a style vector
 OFFSPRING = 6  # λ of the (1+λ) strategy
 EQUALIZER_LIMITS = (0.0, 6.0, 12.0)  # dB bounds tried for each candidate; 0 = no equaliser
 # Sentences the search never optimises on; its finalists are judged on them (see match_embedding).
+# About 36 words, so one misheard word moves the WER by less than three points.
 VALIDATION_SENTENCES = (
     "Could you bring the blue folder to my office?",
     "Morning light spread slowly over the quiet valley.",
+    "Please call the front desk before noon on Friday.",
+    "He forgot his umbrella and walked home in the rain.",
 )
 FINALISTS = 4  # the plain base pack and the three latest bests
 _LOGIT_LIMIT = 6.0
@@ -77,8 +87,8 @@ class MatchingUnavailable(RuntimeError):
 class MatchResult:
     pack: np.ndarray  # 510×1×256 float32, ready for np.save
     similarity: float  # fitness of `pack`
-    baseline_similarity: float  # fitness of the best plain catalog pack
-    base_pack: str  # that catalog pack
+    baseline_similarity: float  # fitness of the base pack
+    base_pack: str  # the most similar catalog pack that Whisper understands (see CATALOG_TOLERANCE)
     weights: dict[str, float]  # mixing weights of the catalog packs in `pack`
     wer: float | None  # word error rate of `pack` on the fitness sentences (None: gate off)
     baseline_wer: float | None  # the same for `base_pack`
@@ -90,6 +100,7 @@ class MatchResult:
     equalizer: Equalizer | None = None  # to apply to the pack's speech; None: none
     equalizer_limit: float = 0.0  # its bound in dB
     validation_similarity: float | None = None  # of `pack` on VALIDATION_SENTENCES (None: not checked)
+    catalog_wer: dict[str, float] = field(default_factory=dict)  # WER of each catalog pack (empty: gate off)
 
     def conditioning(self) -> bytes:
         """The voice as the Kokoro engine reads it: an .npz with the pack and its equaliser."""
@@ -204,7 +215,7 @@ class PackSpace:
 
 
 class IntelligibilityGate:
-    """Whisper must understand a candidate about as well as the best catalog pack.
+    """Whisper must understand a candidate about as well as the base pack.
 
     The gate listens to the fitness sentences a candidate has already spoken, so a check costs
     one transcription and no synthesis.
@@ -270,9 +281,11 @@ def match_embedding(
     """Search Kokoro pack space for the pack whose speech is closest to `target`.
 
     `budget` counts syntheses of the fitness sentences, the catalog packs included (it is
-    raised to the number of catalog packs if lower). With `gate`, each candidate that would
-    become the best is transcribed (`transcribe`, Whisper by default) and kept only if its
-    word error rate is within WER_TOLERANCE of the best catalog pack's. Deterministic for a
+    raised to the number of catalog packs if lower). With `gate`, the catalog packs are
+    transcribed (`transcribe`, Whisper by default) and the base pack is the most similar of
+    those within CATALOG_TOLERANCE of the clearest; each candidate that would become the best
+    is transcribed and kept only if its word error rate is within WER_TOLERANCE of the base
+    pack's. Deterministic for a
     given seed, target and engine. When the budget leaves room for a real search, FINALISTS of
     it are kept back: the plain base pack and the latest bests speak the `validation` sentences,
     as they are and (with `clips`, the reference recordings) through equalisers fitted to the
@@ -306,8 +319,15 @@ def match_embedding(
         for name, pack in catalog.items():
             similarity, pieces, rate = evaluate(pack)
             scores[name], audio[name] = similarity, pieces
-        base = max(scores, key=scores.get)
-        baseline_wer = intelligible.set_baseline(audio[base], rate) if intelligible else None
+        catalog_wer, eligible = {}, list(scores)
+        if intelligible:
+            catalog_wer = {name: intelligible.wer(audio[name], rate) for name in space.names}
+            clearest = min(catalog_wer.values())
+            eligible = [name for name in space.names if catalog_wer[name] <= clearest + CATALOG_TOLERANCE + 1e-9]
+        base = max(eligible, key=scores.get)
+        baseline_wer = None
+        if intelligible:
+            baseline_wer = intelligible.baseline = catalog_wer[base]
 
         best = _Candidate(pack=catalog[base], similarity=scores[base], wer=baseline_wer, pieces=audio[base])
         accepted = [best]  # every best in turn, the plain base pack first
@@ -319,9 +339,10 @@ def match_embedding(
         finalists = max(0, min(FINALISTS, budget - len(catalog) - 2 * offspring)) if validation else 0
         search_budget = budget - finalists
 
-        # The strategy starts from the catalog mixed by similarity (the best pack dominates) and
-        # must beat the best catalog pack itself before anything replaces it.
-        ranked = np.array([scores[name] for name in space.names])
+        # The strategy starts from the catalog mixed by similarity (the base pack dominates; a
+        # pack Whisper understands poorly starts at the lowest weight) and must beat the base
+        # pack itself before anything replaces it.
+        ranked = np.array([scores[name] if name in eligible else -np.inf for name in space.names])
         parent = np.concatenate([(ranked - ranked.max()) / 0.02, np.zeros(directions)]).astype(np.float64)
         parent = space.clip(parent)
         scale = np.concatenate([np.full(len(space.names), 1.0), np.full(directions, 0.5)])
@@ -412,6 +433,7 @@ def match_embedding(
         equalizer=equalizer,
         equalizer_limit=limit,
         validation_similarity=validation_similarity,
+        catalog_wer=catalog_wer,
     )
 
 

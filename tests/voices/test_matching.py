@@ -83,19 +83,49 @@ def test_match_embedding_keeps_the_catalog_pack_when_every_better_candidate_fail
     pieces, rate = _speak(kokoro, mix, SHORT, tmp_path)
     heard = []
 
+    catalog = len(kokoro.voices())
+
     def transcribe(samples: np.ndarray, sample_rate: int) -> str:
         # Stub of Whisper (the real one is exercised above and in test_enrollment.py): it hears
-        # the catalog pack fine and every later candidate as noise.
+        # the catalog packs fine and every later candidate as noise.
         heard.append(samples)
-        return SHORT[0] if len(heard) == 1 else "mm"
+        return SHORT[0] if len(heard) <= catalog else "mm"
 
     result = match_embedding(embed(np.concatenate(pieces), rate), engine=kokoro, budget=9, sentences=SHORT,
                              transcribe=transcribe)
 
-    assert result.rejected >= 1 and result.gate_checks == result.rejected + 1
+    assert result.rejected >= 1 and result.gate_checks == result.rejected + catalog
+    assert result.catalog_wer == {voice.name: 0.0 for voice in kokoro.voices()}
     assert result.similarity == result.baseline_similarity == result.catalog[result.base_pack]
     assert np.array_equal(result.pack, kokoro.pack(result.base_pack))
     assert (result.baseline_wer, result.wer) == (0.0, 0.0)
+
+
+def test_a_catalog_pack_whisper_understands_poorly_is_not_the_base_even_when_it_is_the_most_similar(
+        kokoro, tmp_path):
+    sentence = "The early train leaves at nine, she said."
+    pieces, rate = _speak(kokoro, kokoro.pack("jf_alpha"), (sentence,), tmp_path)
+    target = embed(np.concatenate(pieces), rate)  # jf_alpha itself: it is the most similar pack
+    misheard = {}
+
+    def transcribe(samples: np.ndarray, sample_rate: int) -> str:
+        # Stub of Whisper: jf_alpha's speech (the same samples the real engine makes for it) is
+        # misheard by three words of eight, every other pack heard right.
+        if np.array_equal(samples, pieces[0]):
+            misheard["jf_alpha"] = True
+            return "The early rain leaves and nine he said."
+        return "The early train leaves at nine she said"
+
+    result = match_embedding(target, engine=kokoro, budget=5, sentences=(sentence,), transcribe=transcribe,
+                             validation=())
+
+    assert misheard and max(result.catalog, key=result.catalog.get) == "jf_alpha"
+    assert result.catalog_wer["jf_alpha"] > min(result.catalog_wer.values()) + 0.10
+    assert result.base_pack != "jf_alpha"
+    assert result.base_pack == max((name for name in result.catalog if name != "jf_alpha"), key=result.catalog.get)
+    assert result.baseline_similarity == result.catalog[result.base_pack]
+    assert np.array_equal(result.pack, kokoro.pack(result.base_pack))
+    assert result.weights[result.base_pack] == 1.0
 
 
 def test_match_embedding_is_deterministic_for_a_seed(kokoro, target):
