@@ -19,7 +19,7 @@ from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-def _rollup_soon(tenant_id: int) -> None:
+def usage_rollup_soon(tenant_id: int) -> None:
     """Schedule the tenant's rollup PARLA_USAGE_ROLLUP_DELAY_SECONDS from now, once per window.
 
     Records written meanwhile are taken by that one run, so a 10,000-item batch costs a few
@@ -72,7 +72,7 @@ def usage_record_create(
         )
         record.save()
         UsageRollupPending.objects.create(tenant_id=tenant_id, record=record)
-    _rollup_soon(tenant_id)
+    usage_rollup_soon(tenant_id)
     return record
 
 
@@ -84,5 +84,5 @@ def usage_failure_record(*, tenant: Tenant | int, job: SynthesisJob) -> UsageFai
                                engine=job.engine, mode=job.mode, error_code=job.error_code[:64])
         failure.save()
         UsageRollupPending.objects.create(tenant_id=tenant_id, failure=failure)
-    _rollup_soon(tenant_id)
+    usage_rollup_soon(tenant_id)
     return failure

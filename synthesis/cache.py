@@ -74,41 +74,56 @@ def cached_audio_read(*, entry: CachedAudio) -> bytes:
         return handle.read()
 
 
-def cached_audio_store(
-    *,
-    tenant,
-    key: str,
-    data: bytes,
-    extension: str,
-    voice_id: str,
-    engine: str,
-    model_version: str,
-    format: str,
-    content_type: str,
-    sample_rate: int,
-    duration_seconds: float,
-) -> CachedAudio:
-    """Store audio under its key. Concurrent stores of the same key keep one entry."""
-    tenant_id = getattr(tenant, "pk", tenant)
-    path = _storage_path(tenant_id, key, extension)
-    # The path is deterministic, so a second writer overwrites identical bytes.
-    if default_storage.exists(path):
-        default_storage.delete(path)
-    saved_path = default_storage.save(path, ContentFile(data))
-    try:
-        with transaction.atomic():
-            return CachedAudio.objects.create(
-                tenant_id=tenant_id,
-                key=key,
-                storage_path=saved_path,
-                voice_id=voice_id,
-                engine=engine,
-                model_version=model_version,
-                format=format,
-                content_type=content_type,
-                sample_rate=sample_rate,
-                duration_seconds=duration_seconds,
-                size_bytes=len(data),
-            )
-    except IntegrityError:
-        return CachedAudio.objects.for_tenant(tenant_id).get(key=key)
+@dataclasses.dataclass(frozen=True)
+class CacheDraft:
+    """A rendered miss waiting to become a cache entry: its file first, then its row.
+
+    A worker writes the file before it settles the job and inserts the row in the settling
+    statement (synthesis.settle), so a job whose settling failed never finds its own entry
+    on its retry (it would bill itself nothing)."""
+
+    tenant_id: int
+    key: str
+    data: bytes
+    extension: str
+    voice_id: str
+    engine: str
+    model_version: str
+    format: str
+    content_type: str
+    sample_rate: int
+    duration_seconds: float
+
+    @property
+    def path(self) -> str:
+        return _storage_path(self.tenant_id, self.key, self.extension)
+
+    def write_file(self) -> str:
+        """Store the audio under its deterministic path (a second writer overwrites identical bytes)."""
+        if default_storage.exists(self.path):
+            default_storage.delete(self.path)
+        return default_storage.save(self.path, ContentFile(self.data))
+
+    def row_values(self, storage_path: str) -> dict:
+        return {
+            "tenant_id": self.tenant_id, "key": self.key, "storage_path": storage_path, "voice_id": self.voice_id,
+            "engine": self.engine, "model_version": self.model_version, "format": self.format,
+            "content_type": self.content_type, "sample_rate": self.sample_rate,
+            "duration_seconds": self.duration_seconds, "size_bytes": len(self.data),
+        }
+
+    def insert_row(self, storage_path: str) -> CachedAudio:
+        """The entry for a file written by write_file(); concurrent stores of one key keep one entry."""
+        try:
+            with transaction.atomic():
+                return CachedAudio.objects.create(**self.row_values(storage_path))
+        except IntegrityError:
+            return CachedAudio.objects.for_tenant(self.tenant_id).get(key=self.key)
+
+
+def cached_audio_store(*, tenant, **fields) -> CachedAudio:
+    """Store audio under its key (file and row). Concurrent stores of the same key keep one entry.
+
+    `fields`: CacheDraft's, but tenant_id."""
+    draft = CacheDraft(tenant_id=getattr(tenant, "pk", tenant), **fields)
+    return draft.insert_row(draft.write_file())

@@ -9,11 +9,10 @@ synthesises one chunk per segment; SSML prosody and pauses are applied per segme
 pipeline applies speed, pitch, loudness and the output format.
 """
 
-import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from synthesis.audio import (
     process,
     silence,
 )
-from synthesis.cache import audio_cache_key, cached_audio_get, cached_audio_read, cached_audio_store
+from synthesis.cache import CacheDraft, audio_cache_key, cached_audio_get, cached_audio_read
 from synthesis.engines.base import Engine, SynthesisRequest, VoiceInfo
 from synthesis.engines.registry import catalog_voice_get, engine_get, loaded_engine
 from synthesis.text import PreparedText, prepare
@@ -68,8 +67,8 @@ class RenderResult:
     cache_hit: bool
     cache_key: str = ""
     synthesis_seconds: float = 0.0
-    # render(store_later=True) on a miss: puts the audio in the cache when called.
-    cache_store: Callable[[], None] | None = None
+    # render(store_later=True) on a miss: the cache entry, for the caller to store.
+    cache_draft: CacheDraft | None = None
 
 
 def _voice(request: RenderRequest) -> VoiceInfo:
@@ -145,10 +144,10 @@ def synthesize_chunks(
 def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_later: bool = False) -> RenderResult:
     """The audio of `request`, from the cache when an identical request was rendered before.
 
-    A miss is stored in the cache before this returns, or, with `store_later`, when the
-    caller calls the result's `cache_store` (a worker does so once the job is settled, so the
-    cache write is not on the request's path and a job that failed to settle never finds
-    its own audio in the cache on its retry).
+    A miss is stored in the cache before this returns, or, with `store_later`, left to the
+    caller as the result's `cache_draft` (a worker writes its file and inserts its row in the
+    statement that settles the job, so a job that failed to settle never finds its own audio
+    in the cache on its retry).
     """
     voice, engine, prepared = _plan(request)
     segments = list(prepared.segments)  # The cache key needs the normalised text.
@@ -187,11 +186,10 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_late
     duration = len(processed) / output_rate if output_rate else 0.0
     synthesis_seconds = time.perf_counter() - started
     mime = content_type(request.audio.format, sample_rate=output_rate, channels=request.audio.channels)
-    store = None
+    draft = None
     if use_cache:
-        store = functools.partial(
-            cached_audio_store,
-            tenant=tenant,
+        draft = CacheDraft(
+            tenant_id=getattr(tenant, "pk", tenant),
             key=key,
             data=data,
             extension=request.audio.file_extension,
@@ -204,8 +202,8 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_late
             duration_seconds=duration,
         )
         if not store_later:
-            store()
-            store = None
+            draft.insert_row(draft.write_file())
+            draft = None
     return RenderResult(
         data=data,
         content_type=mime,
@@ -217,7 +215,7 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_late
         cache_hit=False,
         cache_key=key,
         synthesis_seconds=synthesis_seconds,
-        cache_store=store,
+        cache_draft=draft,
     )
 
 

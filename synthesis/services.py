@@ -16,7 +16,6 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,12 +28,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from analytics.metrics import quota_rejection_count, synthesis_job_observe
-from analytics.services import usage_failure_record, usage_record_create
+from analytics.services import usage_failure_record, usage_record_create, usage_rollup_soon
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
+from synthesis import settle
 from synthesis.audio import AudioOptions
+from synthesis.cache import CacheDraft
 from synthesis.errors import EngineUnavailable, SynthesisFailed
 from synthesis.live import JobEvent, job_event_publish, queue_has_worker
-from synthesis.models import SynthesisJob
+from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from synthesis.text import prepare
 from tenants.errors import ApplicationError, ErrorCode
@@ -246,12 +247,24 @@ def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
     # The common case in one conditional UPDATE: a queued job with attempts left becomes ours.
     # Everything else (missing, running elsewhere, orphaned, out of attempts) is decided under
     # the row lock below.
+    if settle.available():
+        job = settle.job_take(tenant_id=tenant_id, job_id=job_id, worker_id=workers.current_worker_id,
+                              now=timezone.now(), max_attempts=MAX_ATTEMPTS)
+        if job is not None:
+            return job
+        return _start_locked(tenant_id=tenant_id, job_id=job_id)
     taken = SynthesisJob.objects.for_tenant(tenant_id).filter(
         pk=job_id, status=SynthesisJob.Status.QUEUED, attempts__lt=MAX_ATTEMPTS
     ).update(status=SynthesisJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
              worker_id=workers.current_worker_id)
     if taken:
         return SynthesisJob.objects.for_tenant(tenant_id).select_related("voice_profile").get(pk=job_id)
+    return _start_locked(tenant_id=tenant_id, job_id=job_id)
+
+
+def _start_locked(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
+    from synthesis import workers
+
     with transaction.atomic():
         job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update().filter(pk=job_id).first()
         if job is None:
@@ -378,7 +391,7 @@ class _Outcome:
     cache_hit: bool
     model_version: str
     extension: str
-    cache_store: Callable[[], None] | None = None  # after the job is settled
+    cache_draft: CacheDraft | None = None  # a miss to store in the cache as the job settles
 
 
 def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None) -> _Outcome:
@@ -390,7 +403,7 @@ def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None) -> _
         data=result.data, content_type=result.content_type, sample_rate=result.sample_rate,
         audio_seconds=result.duration_seconds, cache_hit=result.cache_hit,
         model_version=result.model_version, extension=request.audio.file_extension,
-        cache_store=result.cache_store,
+        cache_draft=result.cache_draft,
     )
 
 
@@ -512,52 +525,46 @@ def _model_version(job: SynthesisJob) -> str:
 
 
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
-    """Settle a job that produced audio, in one transaction; then its cache entry (only once
-    settled, so a retry never bills itself zero from its own entry), the metrics, and "done"."""
+    """Settle a job that produced audio: in one transaction the job row, its hold, its slot,
+    its usage record and (a miss) its cache entry; then the metrics, and "done" last.
+
+    The cache entry is written with the settlement, never before it, so a job whose settling
+    failed finds no entry of its own on its retry (it would bill itself nothing)."""
     path = _store_audio(job, outcome.data, outcome.extension)
-    with transaction.atomic():
-        locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
-        if locked.status == SynthesisJob.Status.CANCELLED:
-            # Cancelled while it ran: nothing is charged and the audio is not kept.
-            transaction.on_commit(lambda: _delete_file(path))
-            return
-        if locked.finished:
-            return  # Another run of the same job (a recovered one) finished first; same file.
-        billed = 0 if outcome.cache_hit else locked.characters
-        locked.status = SynthesisJob.Status.SUCCEEDED
-        locked.storage_path = path
-        locked.format = AudioOptions(**locked.audio_options).format
-        locked.content_type = outcome.content_type
-        locked.sample_rate = outcome.sample_rate
-        locked.audio_seconds = round(outcome.audio_seconds, 3)
-        locked.size_bytes = len(outcome.data)
-        locked.cache_hit = outcome.cache_hit
-        locked.processing_seconds = round(processing_seconds, 3)
-        locked.model_version = outcome.model_version
-        locked.finished_at = timezone.now()
-        if locked.reservation_id:
-            quota_reservation_settle(tenant=locked.tenant_id, reservation_id=locked.reservation_id,
-                                     characters_used=billed)
-        if locked.holds_slot:
-            job_slot_release(tenant=locked.tenant_id)
-            locked.holds_slot = False
-        locked.save(update_fields=[
-            "status", "storage_path", "format", "content_type", "sample_rate", "audio_seconds", "size_bytes",
-            "cache_hit", "processing_seconds", "model_version", "finished_at", "holds_slot",
-        ])
-        usage_record_create(
-            tenant=locked.tenant_id, job=locked, characters_billed=billed, cached=outcome.cache_hit,
-            processing_seconds=locked.processing_seconds, model_version=_model_version(locked),
-            gpu_seconds=None if outcome.cache_hit else _gpu_seconds(locked.engine, locked.processing_seconds),
-            checked=True,
+    cache_path = _cache_file_write(job, outcome.cache_draft)
+    processing_seconds = round(processing_seconds, 3)
+    billed = 0 if outcome.cache_hit else job.characters
+    result = {
+        "storage_path": path, "format": AudioOptions(**job.audio_options).format,
+        "content_type": outcome.content_type, "sample_rate": outcome.sample_rate,
+        "audio_seconds": round(outcome.audio_seconds, 3), "size_bytes": len(outcome.data),
+        "cache_hit": outcome.cache_hit, "processing_seconds": processing_seconds,
+        "model_version": outcome.model_version,
+    }
+    usage = {
+        "model_version": outcome.model_version or _model_version(job),
+        "gpu_seconds": None if outcome.cache_hit else _gpu_seconds(job.engine, processing_seconds),
+    }
+    if settle.available():
+        settled = settle.job_settle(
+            tenant_id=job.tenant_id, job_id=job.pk, now=timezone.now(), result=result, billed=billed,
+            usage_model_version=usage["model_version"], gpu_seconds=usage["gpu_seconds"],
+            cache_row=outcome.cache_draft.row_values(cache_path) if cache_path else None,
         )
-        _after_finish(locked)
-    if outcome.cache_store is not None:
-        try:
-            outcome.cache_store()
-        except Exception:  # noqa: BLE001  the job is done and billed; the cache is an optimisation
-            logger.warning("synthesis_job_run.cache_store_failed",
-                           extra={"tenant_id": job.tenant_id, "job_id": job.pk}, exc_info=True)
+        if settled is None or not settled.succeeded:
+            _not_settled(job, path, cache_path, outcome.cache_draft, status=settled and settled.status_before)
+            return
+        usage_rollup_soon(job.tenant_id)
+        _after_finish(job)
+    else:
+        with transaction.atomic():
+            locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
+            if locked.finished:
+                _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status)
+                return
+            _succeed_locked(locked, result, billed=billed, usage=usage)
+            if cache_path:
+                outcome.cache_draft.insert_row(cache_path)
     synthesis_job_observe(engine=job.engine, processing_seconds=processing_seconds,
                           audio_seconds=outcome.audio_seconds, cache_hit=outcome.cache_hit)
     # Last: a client answered on "done" finds the job settled, its audio in the cache (an
@@ -565,8 +572,52 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
     job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
-        "seconds": round(processing_seconds, 3),
+        "seconds": processing_seconds,
     })
+
+
+def _cache_file_write(job: SynthesisJob, draft: CacheDraft | None) -> str | None:
+    """The cache file of a miss, written before the settlement that adds its row; None if
+    there is nothing to cache or the write failed (the job does not depend on the cache)."""
+    if draft is None:
+        return None
+    try:
+        return draft.write_file()
+    except Exception:  # noqa: BLE001  the cache is an optimisation
+        logger.warning("synthesis_job_run.cache_store_failed",
+                       extra={"tenant_id": job.tenant_id, "job_id": job.pk}, exc_info=True)
+        return None
+
+
+def _not_settled(job: SynthesisJob, path: str, cache_path: str | None, draft: CacheDraft | None, *,
+                 status: str | None) -> None:
+    """The job was cancelled while it ran (nothing is charged, its audio is not kept), or
+    another run of it (a recovered one) finished first and wrote the same file."""
+    if status != SynthesisJob.Status.CANCELLED:
+        return
+    transaction.on_commit(lambda: _delete_file(path))
+    if cache_path and not CachedAudio.objects.for_tenant(job.tenant_id).filter(key=draft.key).exists():
+        transaction.on_commit(lambda: _delete_file(cache_path))  # no entry shares the file
+
+
+def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage: dict) -> None:
+    """The ORM twin of settle.job_settle (databases other than PostgreSQL). Call with the row locked."""
+    for name, value in result.items():
+        setattr(job, name, value)
+    job.status = SynthesisJob.Status.SUCCEEDED
+    job.finished_at = timezone.now()
+    if job.reservation_id:
+        quota_reservation_settle(tenant=job.tenant_id, reservation_id=job.reservation_id, characters_used=billed)
+    if job.holds_slot:
+        job_slot_release(tenant=job.tenant_id)
+        job.holds_slot = False
+    job.save(update_fields=[*result, "status", "finished_at", "holds_slot"])
+    usage_record_create(
+        tenant=job.tenant_id, job=job, characters_billed=billed, cached=job.cache_hit,
+        processing_seconds=job.processing_seconds, model_version=usage["model_version"],
+        gpu_seconds=usage["gpu_seconds"], checked=True,
+    )
+    _after_finish(job)
 
 
 def synthesis_jobs_recover_all_tenants() -> int:

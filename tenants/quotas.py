@@ -9,7 +9,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
@@ -45,7 +45,44 @@ def _seconds_until(moment: dt.datetime) -> float:
     return max(1.0, (moment - timezone.now()).total_seconds())
 
 
-@transaction.atomic
+_RESERVE = f"""
+WITH period AS (
+    UPDATE {UsagePeriod._meta.db_table}
+    SET characters_reserved = characters_reserved + %(characters)s
+    WHERE tenant_id = %(tenant_id)s AND period_start = %(period_start)s
+      AND characters_reserved <= %(limit)s - %(characters)s - characters_used
+    RETURNING id
+)
+INSERT INTO {QuotaReservation._meta.db_table} (tenant_id, period_id, characters, characters_settled, state,
+                                               api_key_id, created_at)
+SELECT %(tenant_id)s, period.id, %(characters)s, 0, %(held)s, %(api_key_id)s, %(now)s FROM period
+RETURNING id, period_id
+"""
+
+
+def _reserve_in_one_statement(
+    *, tenant: Tenant, characters: int, limit: int, api_key: ApiKey | None
+) -> QuotaReservation | None:
+    """PostgreSQL: the conditional UPDATE and the reservation row in one round trip. None when
+    the period row does not exist yet or the hold does not fit: quota_reserve() then decides."""
+    start, _ = period_bounds(tenant=tenant)
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE, {
+            "tenant_id": tenant.pk, "period_start": start, "characters": characters, "limit": limit,
+            "held": QuotaReservation.State.HELD, "api_key_id": api_key.pk if api_key else None, "now": now,
+        })
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    reservation = QuotaReservation(
+        pk=row[0], tenant=tenant, period_id=row[1], characters=characters, characters_settled=0,
+        state=QuotaReservation.State.HELD, api_key=api_key, created_at=now,
+    )
+    reservation._state.adding, reservation._state.db = False, connection.alias
+    return reservation
+
+
 def quota_reserve(
     *, tenant: Tenant, characters: int, api_key: ApiKey | None = None
 ) -> QuotaReservation:
@@ -53,6 +90,15 @@ def quota_reserve(
     if characters < 0:
         raise ValueError("characters must be >= 0")
     limit = tenant.plan.monthly_characters
+    if connection.vendor == "postgresql":
+        reservation = _reserve_in_one_statement(tenant=tenant, characters=characters, limit=limit, api_key=api_key)
+        if reservation is not None:
+            return reservation
+    with transaction.atomic():
+        return _reserve(tenant=tenant, characters=characters, limit=limit, api_key=api_key)
+
+
+def _reserve(*, tenant: Tenant, characters: int, limit: int, api_key: ApiKey | None) -> QuotaReservation:
     period = usage_period_current(tenant=tenant)
     admitted = (
         UsagePeriod.objects.for_tenant(tenant)

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from analytics.models import UsageRecord
-from synthesis.models import SynthesisJob
+from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.services import synthesis_job_execute
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import TenantFactory
@@ -223,12 +223,12 @@ def test_transient_failures_retry_a_bounded_number_of_times_then_refund(api_clie
     assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
 
 
-def test_a_cache_that_cannot_be_written_after_settling_leaves_the_job_succeeded_and_billed(
+def test_a_cache_that_cannot_be_written_leaves_the_job_succeeded_and_billed(
         api_client_for, captured_jobs, monkeypatch, caplog):
-    def full(**kwargs):
+    def full(self):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("synthesis.render.cached_audio_store", full)
+    monkeypatch.setattr("synthesis.cache.CacheDraft.write_file", full)
     tenant = TenantFactory()
     job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
 
@@ -236,6 +236,7 @@ def test_a_cache_that_cannot_be_written_after_settling_leaves_the_job_succeeded_
 
     assert (job.status, job.cache_hit) == ("succeeded", False)
     assert UsageRecord.objects.for_tenant(tenant).get().characters_billed == len(TEXT)
+    assert not CachedAudio.objects.for_tenant(tenant).exists()
     assert "synthesis_job_run.cache_store_failed" in caplog.text
 
 

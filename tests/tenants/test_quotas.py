@@ -4,6 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
@@ -18,7 +19,7 @@ from tenants.quotas import (
     quota_reservations_release_stale_all_tenants,
 )
 from tenants.selectors import tenant_usage_summary
-from tests.tenants.factories import TenantFactory
+from tests.tenants.factories import ApiKeyFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +36,24 @@ def test_quota_reserve_holds_characters():
     assert reservation.state == QuotaReservation.State.HELD
     assert (_period(tenant).characters_reserved, _period(tenant).characters_used) == (1_500, 0)
     assert tenant_usage_summary(tenant=tenant).characters_remaining == 8_500
+
+
+def test_quota_reserve_returns_the_stored_reservation_once_the_period_exists():
+    # The first hold of a month creates the period row; later ones take one statement on
+    # PostgreSQL (the conditional update and the reservation row together).
+    tenant = TenantFactory(plan__monthly_characters=10_000)
+    key = ApiKeyFactory.create(tenant=tenant)
+    first = quota_reserve(tenant=tenant, characters=100)
+
+    with CaptureQueriesContext(connection) as queries:
+        second = quota_reserve(tenant=tenant, characters=200, api_key=key)
+
+    stored = QuotaReservation.objects.for_tenant(tenant).get(pk=second.pk)
+    fields = ("tenant_id", "period_id", "characters", "characters_settled", "state", "api_key_id", "created_at")
+    assert [getattr(second, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert second.period_id == first.period_id and not second._state.adding
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 4)
+    assert _period(tenant).characters_reserved == 300
 
 
 def test_quota_reserve_rejects_when_quota_exhausted():
