@@ -29,7 +29,7 @@ from synthesis.audio import (
 )
 from synthesis.cache import CacheDraft, audio_cache_key, cached_audio_get, cached_audio_read
 from synthesis.engines.base import Engine, SynthesisRequest, VoiceInfo
-from synthesis.engines.registry import catalog_voice_get, engine_get, loaded_engine
+from synthesis.engines.registry import catalog_voice_get, engine_get, inference_slot, loaded_engine
 from synthesis.text import PreparedText, prepare
 from synthesis.types import AudioChunk, Prosody, Segment
 
@@ -120,7 +120,12 @@ def synthesize_chunks(
             yield segment
 
     gap_before = 0
-    for current in engine.synthesize(feed(), engine_request):
+    produced = engine.synthesize(feed(), engine_request)
+    while True:
+        with inference_slot():  # the engine computes the next chunk here
+            current = next(produced, None)
+        if current is None:
+            break
         segment = pulled.popleft()
         samples = current.samples
         if segment.prosody != Prosody():

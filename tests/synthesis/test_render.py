@@ -169,3 +169,69 @@ def test_render_cloned_voice_through_the_registry_with_stored_conditioning(tiny_
 
     assert (result.engine, rate) == ("xtts", 24000)
     assert len(samples) > 0 and np.isfinite(samples).all()
+
+
+def _overlap_of_four_threads(monkeypatch, engine) -> int:
+    """The most Piper inferences that ran at once while four threads each spoke two sentences."""
+    import threading
+
+    running, most, lock = 0, 0, threading.Lock()
+    real = engine.synthesize
+
+    def counted(segments, request):
+        nonlocal running, most
+        produced = real(segments, request)
+        while True:
+            with lock:
+                running += 1
+                most = max(most, running)
+            try:
+                chunk = next(produced, None)
+            finally:
+                with lock:
+                    running -= 1
+            if chunk is None:
+                return
+            yield chunk
+
+    monkeypatch.setattr(engine, "synthesize", counted)
+    barrier = threading.Barrier(4)
+
+    def speak():
+        barrier.wait()
+        list(synthesize_chunks(engine, [Segment("One more sentence."), Segment("And another.")],
+                               SynthesisRequest(voice="en_US-joe-medium"), sentence_silence_ms=0))
+
+    threads = [threading.Thread(target=speak) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return most
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_process_runs_at_most_its_inference_concurrency_at_once(monkeypatch, settings, concurrency):
+    from synthesis.engines import registry
+
+    settings.PARLA_ENGINE_CONCURRENCY = concurrency
+    registry._inference_slots.cache_clear()
+    try:
+        most = _overlap_of_four_threads(monkeypatch, loaded_engine("piper"))
+    finally:
+        registry._inference_slots.cache_clear()
+
+    assert most == concurrency
+
+
+def test_inference_concurrency_defaults_to_the_cpus_each_inference_can_use(monkeypatch, settings):
+    from synthesis.engines import registry
+
+    monkeypatch.setattr(registry.os, "sched_getaffinity", lambda pid: set(range(8)))
+    settings.PARLA_ENGINE_CONCURRENCY = 0
+    settings.PARLA_ENGINE_THREADS = 2
+    assert registry.inference_concurrency() == 4
+    settings.PARLA_ENGINE_THREADS = 16
+    assert registry.inference_concurrency() == 1
+    settings.PARLA_ENGINE_CONCURRENCY = 3
+    assert registry.inference_concurrency() == 3
