@@ -524,6 +524,11 @@ def _model_version(job: SynthesisJob) -> str:
         return ""
 
 
+# What a "done" event tells of the job besides its status (see synthesis.api.views.wait_for_job).
+DONE_FIELDS = ("storage_path", "format", "content_type", "sample_rate", "audio_seconds", "size_bytes", "cache_hit",
+               "model_version")
+
+
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
     """Settle a job that produced audio: in one transaction the job row, its hold, its slot,
     its usage record and (a miss) its cache entry; then the metrics, and "done" last.
@@ -569,7 +574,10 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
                           audio_seconds=outcome.audio_seconds, cache_hit=outcome.cache_hit)
     # Last: a client answered on "done" finds the job settled, its audio in the cache (an
     # identical request right after is a hit) and the metrics counted.
-    job_event_publish(job_id=job.pk, event=JobEvent("done", info={"audio_seconds": outcome.audio_seconds}))
+    # It carries what the job row now says of the audio, so the waiting request needs no query.
+    job_event_publish(job_id=job.pk, event=JobEvent("done", info={
+        "status": SynthesisJob.Status.SUCCEEDED, **{name: result[name] for name in DONE_FIELDS},
+    }))
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
         "seconds": processing_seconds,

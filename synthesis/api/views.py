@@ -20,7 +20,7 @@ from synthesis.api.serializers import JobListFilterSerializer, JobOutputSerializ
 from synthesis.live import job_event_next
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
-from synthesis.services import synthesis_job_create, synthesis_job_delete, waiting_for_worker
+from synthesis.services import DONE_FIELDS, synthesis_job_create, synthesis_job_delete, waiting_for_worker
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
 from tenants.errors import ApplicationError, ErrorCode, NotFound, error_body
 from tenants.idempotency import idempotency_parameter, idempotent, register_replayer
@@ -84,10 +84,16 @@ def create_job_from_request(request: Request, *, mode: str, data=None) -> Synthe
 
 
 def wait_for_job(job: SynthesisJob, *, timeout: float) -> SynthesisJob:
-    """Wait (bounded) for the job's worker to say it is done; return the fresh row."""
+    """Wait (bounded) for the job's worker to say it is done; return the job as it now is.
+
+    A "done" event carries the finished row's audio fields (services.DONE_FIELDS), so the job
+    created by this request is brought up to date without reading it again; anything else
+    (an error, a timeout, an event without them) reads the row."""
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         event = job_event_next(job_id=job.pk, timeout=min(left, 5.0))
+        if event is not None and event.kind == "done" and _apply_done(job, event.info):
+            return job
         if event is not None and event.kind in ("done", "error"):
             break
         job.refresh_from_db()
@@ -95,6 +101,16 @@ def wait_for_job(job: SynthesisJob, *, timeout: float) -> SynthesisJob:
             break
     job.refresh_from_db()
     return job
+
+
+def _apply_done(job: SynthesisJob, info: dict) -> bool:
+    if info.get("status") != SynthesisJob.Status.SUCCEEDED or not all(name in info for name in DONE_FIELDS):
+        return False
+    job.status = SynthesisJob.Status.SUCCEEDED
+    for name in DONE_FIELDS:
+        setattr(job, name, info[name])
+    job.holds_slot = False
+    return True
 
 
 def job_headers(job: SynthesisJob) -> dict[str, str]:

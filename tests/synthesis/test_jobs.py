@@ -283,3 +283,22 @@ def test_recovery_resends_every_queued_job_when_the_broker_lost_its_messages(api
     assert recovered == 1
     assert sent.count(job_id) == 2  # Created, then sent again at once (not after the timeout).
     assert broker_state_age() > 0  # Known again from now on.
+
+
+def test_a_request_waiting_on_its_job_learns_the_result_from_the_done_event_without_a_query(
+        api_client_for, captured_jobs, django_assert_num_queries):
+    from synthesis.api.views import wait_for_job
+    from synthesis.services import DONE_FIELDS
+
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+    waiting = SynthesisJob.objects.for_tenant(tenant).get(pk=job_id)  # as the web request created it
+    synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)  # the worker publishes "done"
+
+    with django_assert_num_queries(0):
+        waited = wait_for_job(waiting, timeout=5)
+
+    stored = SynthesisJob.objects.for_tenant(tenant).get(pk=job_id)
+    assert waited.status == stored.status == "succeeded"
+    assert [getattr(waited, name) for name in DONE_FIELDS] == [getattr(stored, name) for name in DONE_FIELDS]
+    assert waited.audio_available
