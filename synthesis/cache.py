@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from synthesis.models import CachedAudio
+from synthesis.settle import job_transaction
 from synthesis.types import Segment
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,10 @@ def cached_audio_get(*, tenant, key: str) -> CachedAudio | None:
         CachedAudio.objects.for_tenant(tenant).filter(pk=entry.pk).delete()
         logger.warning("cached_audio_get.file_missing", extra={"tenant_id": entry.tenant_id, "key": key})
         return None
-    CachedAudio.objects.for_tenant(tenant).filter(pk=entry.pk).update(
-        hits=F("hits") + 1, last_hit_at=timezone.now()
-    )
+    with job_transaction():  # a counter: not worth a flush of the log
+        CachedAudio.objects.for_tenant(tenant).filter(pk=entry.pk).update(
+            hits=F("hits") + 1, last_hit_at=timezone.now()
+        )
     return entry
 
 

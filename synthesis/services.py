@@ -143,7 +143,7 @@ def synthesis_job_create(
     plan = synthesis_job_plan(tenant=tenant, voice=voice, fallback=fallback)
     billed = mode != SynthesisJob.Mode.PREVIEW
 
-    with transaction.atomic():
+    with settle.job_transaction():
         job_slot_acquire(tenant=tenant)
         reservation = quota_reserve(tenant=tenant, characters=characters, api_key=api_key) if billed else None
         job = SynthesisJob(

@@ -14,8 +14,10 @@ Every statement names the tenant next to the id, like every tenant-scoped query.
 
 import dataclasses
 import datetime as dt
+from contextlib import contextmanager
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 
 from analytics.models import UsageRecord, UsageRollupPending
 from synthesis.models import CachedAudio, SynthesisJob
@@ -24,6 +26,25 @@ from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 
 def available() -> bool:
     return connection.vendor == "postgresql"
+
+
+@contextmanager
+def job_transaction():
+    """A transaction of a job's lifecycle (created with its hold, taken, settled, a cache hit
+    counted). With PARLA_ASYNC_JOB_COMMITS on PostgreSQL its commit does not wait for the
+    write-ahead log to reach the disk: a commit costs about 0.1 ms instead of a 4 ms flush,
+    and a request makes three of them.
+
+    What a database crash can lose is the last fraction of a second of such commits, never
+    part of one, and each loss is one the system already recovers from: a lost creation
+    takes its hold with it (nothing was queued that can run: the worker finds no job); a
+    lost take or settlement leaves the job unfinished, so recovery runs it again, and the
+    hold is settled (and the usage record written) exactly once."""
+    with transaction.atomic():
+        if available() and settings.PARLA_ASYNC_JOB_COMMITS:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
 
 
 _TAKE = f"""
@@ -40,7 +61,8 @@ def job_take(*, tenant_id: int, job_id: int, worker_id: str, now: dt.datetime, m
         "running": SynthesisJob.Status.RUNNING, "queued": SynthesisJob.Status.QUEUED, "now": now,
         "worker_id": worker_id, "job_id": job_id, "tenant_id": tenant_id, "max_attempts": max_attempts,
     }
-    return next(iter(SynthesisJob.objects.raw(_TAKE, params)), None)
+    with job_transaction():
+        return next(iter(SynthesisJob.objects.raw(_TAKE, params)), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +173,7 @@ def job_settle(
             "duration_seconds", "size_bytes")},
         "cache_path": cache_row.get("storage_path"),
     }
-    with connection.cursor() as cursor:
+    with job_transaction(), connection.cursor() as cursor:
         cursor.execute(_SETTLE, params)
         row = cursor.fetchone()
     if row is None:

@@ -38,13 +38,29 @@ def test_a_job_costs_one_transaction_to_create_and_one_to_settle(api_client_for,
         assert SynthesisJob.objects.get(pk=job_id).status == "succeeded"
 
     (web_miss, run_miss), (web_hit, run_hit) = counts
+    relaxed = ["BEGIN", "SET"]  # a job transaction: its commit does not wait for the log flush
     # Key lookup; one transaction: the slot, the hold (the period's conditional update and the
     # reservation row in one statement), the job row.
-    assert web_miss == web_hit == ["SELECT", "BEGIN", "UPDATE", "WITH", "INSERT", "COMMIT"]
+    assert web_miss == web_hit == ["SELECT", *relaxed, "UPDATE", "WITH", "INSERT", "COMMIT"]
     # Take the job (one conditional UPDATE ... RETURNING), look up the cache, then settle in
     # one statement (synthesis.settle): job, hold, period, slot, usage record, rollup marker
     # and the new cache entry.
-    assert run_miss == ["UPDATE", "SELECT", "WITH"]
-    assert run_hit == ["UPDATE", "SELECT", "UPDATE", "WITH"]  # the hit counts itself
+    take, settle = [*relaxed, "UPDATE", "COMMIT"], [*relaxed, "WITH", "COMMIT"]
+    assert run_miss == [*take, "SELECT", *settle]
+    assert run_hit == [*take, "SELECT", *relaxed, "UPDATE", "COMMIT", *settle]  # the hit counts itself
     billed = UsageRecord.objects.for_tenant(tenant).order_by("pk").values_list("characters_billed", "cached")
     assert list(billed) == [(len(TEXT), False), (0, True)]
+
+
+def test_with_durable_job_commits_every_job_transaction_waits_for_the_log_flush(api_client_for, captured_jobs,
+                                                                                settings):
+    settings.PARLA_ASYNC_JOB_COMMITS = False
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+
+    with CaptureQueriesContext(connection) as captured:
+        job_id = client.post("/api/v1/jobs", {"text": TEXT, "format": "wav"}, format="json").json()["id"]
+        synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
+
+    assert SynthesisJob.objects.get(pk=job_id).status == "succeeded"
+    assert "SET" not in _statements(captured)

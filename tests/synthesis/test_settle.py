@@ -134,3 +134,23 @@ def test_another_tenants_job_id_settles_nothing(api_client_for, captured_jobs):
     job = SynthesisJob.objects.for_tenant(owner).get(pk=job_id)
     assert (job.status, job.attempts, job.holds_slot) == ("queued", 0, True)
     assert not UsageRecord.objects.exists()
+
+
+def _synchronous_commit() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_transaction_commits_without_waiting_for_the_log_flush_and_only_itself(settings):
+    settings.PARLA_ASYNC_JOB_COMMITS = True
+    with settle.job_transaction():
+        inside = _synchronous_commit()
+    settings.PARLA_ASYNC_JOB_COMMITS = False
+    with settle.job_transaction():
+        durable = _synchronous_commit()
+
+    assert (inside, _synchronous_commit(), durable) == ("off", "on", "on")
