@@ -531,7 +531,8 @@ DONE_FIELDS = ("storage_path", "format", "content_type", "sample_rate", "audio_s
 
 def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
     """Settle a job that produced audio: in one transaction the job row, its hold, its slot,
-    its usage record and (a miss) its cache entry; then the metrics, and "done" last.
+    its usage record and (a miss) its cache entry; then the metrics, then "done" (the request
+    for its report rollup comes after: nobody waits on it).
 
     The cache entry is written with the settlement, never before it, so a job whose settling
     failed finds no entry of its own on its retry (it would bill itself nothing)."""
@@ -550,6 +551,7 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
         "model_version": outcome.model_version or _model_version(job),
         "gpu_seconds": None if outcome.cache_hit else _gpu_seconds(job.engine, processing_seconds),
     }
+    rollup_tenant = None  # the ORM path's usage_record_create() asks for the rollup itself
     if settle.available():
         settled = settle.job_settle(
             tenant_id=job.tenant_id, job_id=job.pk, now=timezone.now(), result=result, billed=billed,
@@ -559,7 +561,7 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
         if settled is None or not settled.succeeded:
             _not_settled(job, path, cache_path, outcome.cache_draft, status=settled and settled.status_before)
             return
-        usage_rollup_soon(job.tenant_id)
+        rollup_tenant = job.tenant_id
         _after_finish(job)
     else:
         with transaction.atomic():
@@ -578,6 +580,8 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
     job_event_publish(job_id=job.pk, event=JobEvent("done", info={
         "status": SynthesisJob.Status.SUCCEEDED, **{name: result[name] for name in DONE_FIELDS},
     }))
+    if rollup_tenant is not None:
+        usage_rollup_soon(rollup_tenant)  # its report rows: nobody waits on them
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
         "seconds": processing_seconds,

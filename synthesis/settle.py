@@ -32,8 +32,9 @@ def available() -> bool:
 def job_transaction():
     """A transaction of a job's lifecycle (created with its hold, taken, settled, a cache hit
     counted). With PARLA_ASYNC_JOB_COMMITS on PostgreSQL its commit does not wait for the
-    write-ahead log to reach the disk: a commit costs about 0.1 ms instead of a 4 ms flush,
-    and a request makes three of them.
+    write-ahead log to reach the disk. A request makes three such commits; a flush costs up to
+    4 ms on this development machine's disk (back to back) and about 0.5 ms in the overhead
+    benchmark, more on network disks.
 
     What a database crash can lose is the last fraction of a second of such commits, never
     part of one, and each loss is one the system already recovers from: a lost creation
