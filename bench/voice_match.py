@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--wheels", type=Path, default=WHEELS)
     parser.add_argument("--json", type=Path, help="write the results here too (after every speaker)")
     parser.add_argument("--table", type=Path, help="only print the table of an earlier --json file")
+    parser.add_argument("--keep-packs", type=Path, metavar="DIR",
+                        help="keep each matched voice (pack and equaliser, as enrollment stores it) as DIR/<speaker>.npz")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(args.table.read_text())))
@@ -140,10 +142,15 @@ def main() -> None:
         clock = time.monotonic()
         match = match_voice(clips, engine=kokoro, budget=args.evaluations, seed=0)
         seconds = time.monotonic() - clock
-        pack_path = Path(f"/tmp/parla-bench-{name}.npz")
+        if args.keep_packs:
+            args.keep_packs.mkdir(parents=True, exist_ok=True)
+            pack_path = args.keep_packs / f"{name}.npz"
+        else:
+            pack_path = Path(f"/tmp/parla-bench-{name}.npz")
         pack_path.write_bytes(match.conditioning())  # the pack and its equaliser, as enrollment stores them
         matched = score(*speak("kokoro", "matched", sentences, pack_path), references, sentences)
-        pack_path.unlink()
+        if not args.keep_packs:
+            pack_path.unlink()
 
         def similarity(voice: str) -> float:
             return float(np.mean([np.dot(fixed_embedding[voice], reference) for reference in references]))
