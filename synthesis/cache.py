@@ -114,6 +114,10 @@ class CacheDraft:
             "duration_seconds": self.duration_seconds, "size_bytes": len(self.data),
         }
 
+    def store(self) -> CachedAudio:
+        """File and row at once (outside a job's settlement)."""
+        return self.insert_row(self.write_file())
+
     def insert_row(self, storage_path: str) -> CachedAudio:
         """The entry for a file written by write_file(); concurrent stores of one key keep one entry."""
         try:
@@ -127,5 +131,4 @@ def cached_audio_store(*, tenant, **fields) -> CachedAudio:
     """Store audio under its key (file and row). Concurrent stores of the same key keep one entry.
 
     `fields`: CacheDraft's, but tenant_id."""
-    draft = CacheDraft(tenant_id=getattr(tenant, "pk", tenant), **fields)
-    return draft.insert_row(draft.write_file())
+    return CacheDraft(tenant_id=getattr(tenant, "pk", tenant), **fields).store()

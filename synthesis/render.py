@@ -207,7 +207,7 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_late
             duration_seconds=duration,
         )
         if not store_later:
-            draft.insert_row(draft.write_file())
+            draft.store()
             draft = None
     return RenderResult(
         data=data,

@@ -547,15 +547,13 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
         "cache_hit": outcome.cache_hit, "processing_seconds": processing_seconds,
         "model_version": outcome.model_version,
     }
-    usage = {
-        "model_version": outcome.model_version or _model_version(job),
-        "gpu_seconds": None if outcome.cache_hit else _gpu_seconds(job.engine, processing_seconds),
-    }
+    usage_model_version = outcome.model_version or _model_version(job)
+    gpu_seconds = None if outcome.cache_hit else _gpu_seconds(job.engine, processing_seconds)
     rollup_tenant = None  # the ORM path's usage_record_create() asks for the rollup itself
     if settle.available():
         settled = settle.job_settle(
             tenant_id=job.tenant_id, job_id=job.pk, now=timezone.now(), result=result, billed=billed,
-            usage_model_version=usage["model_version"], gpu_seconds=usage["gpu_seconds"],
+            usage_model_version=usage_model_version, gpu_seconds=gpu_seconds,
             cache_row=outcome.cache_draft.row_values(cache_path) if cache_path else None,
         )
         if settled is None or not settled.succeeded:
@@ -569,7 +567,8 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             if locked.finished:
                 _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status)
                 return
-            _succeed_locked(locked, result, billed=billed, usage=usage)
+            _succeed_locked(locked, result, billed=billed, usage_model_version=usage_model_version,
+                            gpu_seconds=gpu_seconds)
             if cache_path:
                 outcome.cache_draft.insert_row(cache_path)
     synthesis_job_observe(engine=job.engine, processing_seconds=processing_seconds,
@@ -612,7 +611,8 @@ def _not_settled(job: SynthesisJob, path: str, cache_path: str | None, draft: Ca
         transaction.on_commit(lambda: _delete_file(cache_path))  # no entry shares the file
 
 
-def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage: dict) -> None:
+def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model_version: str,
+                    gpu_seconds: float | None) -> None:
     """The ORM twin of settle.job_settle (databases other than PostgreSQL). Call with the row locked."""
     for name, value in result.items():
         setattr(job, name, value)
@@ -626,8 +626,8 @@ def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage: dict
     job.save(update_fields=[*result, "status", "finished_at", "holds_slot"])
     usage_record_create(
         tenant=job.tenant_id, job=job, characters_billed=billed, cached=job.cache_hit,
-        processing_seconds=job.processing_seconds, model_version=usage["model_version"],
-        gpu_seconds=usage["gpu_seconds"], checked=True,
+        processing_seconds=job.processing_seconds, model_version=usage_model_version,
+        gpu_seconds=gpu_seconds, checked=True,
     )
     _after_finish(job)
 

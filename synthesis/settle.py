@@ -70,9 +70,6 @@ def job_take(*, tenant_id: int, job_id: int, worker_id: str, now: dt.datetime, m
 class Settled:
     status_before: str  # the job's status when the statement locked it
     succeeded: bool  # this statement finished the job (False: cancelled or already finished)
-    record_id: int | None  # its usage record
-    batch_id: int | None
-    cache_entry: bool  # a new cache entry row was written
 
 
 _JOB = SynthesisJob._meta.db_table
@@ -136,9 +133,7 @@ WITH old AS (
     ON CONFLICT (tenant_id, key) DO NOTHING
     RETURNING id
 )
-SELECT old.status, old.batch_id, (SELECT count(*) FROM job), (SELECT min(id) FROM record),
-       (SELECT count(*) FROM entry), (SELECT count(*) FROM pending), (SELECT count(*) FROM period),
-       (SELECT count(*) FROM slot)
+SELECT old.status, EXISTS (SELECT 1 FROM job)
 FROM old
 """
 
@@ -179,6 +174,4 @@ def job_settle(
         row = cursor.fetchone()
     if row is None:
         return None
-    status_before, batch_id, finished, record_id, entries, *_ = row
-    return Settled(status_before=status_before, succeeded=bool(finished), record_id=record_id,
-                   batch_id=batch_id, cache_entry=bool(entries))
+    return Settled(status_before=row[0], succeeded=row[1])
