@@ -7,7 +7,7 @@ from config.logging import log_context_bind
 from tenants.errors import ApiKeyRevoked, InvalidApiKey, NoTenant, TenantSuspended
 from tenants.keys import secret_matches, split_prefix
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.selectors import tenant_for_user
+from tenants.selectors import api_key_by_prefix, tenant_for_user
 
 SESSION_TENANT_KEY = "parla_tenant_id"
 
@@ -36,7 +36,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if prefix is None:
             raise InvalidApiKey()
         # The key itself names its tenant, so this lookup is by the globally unique prefix.
-        api_key = ApiKey.objects.select_related("tenant__plan").filter(prefix=prefix).first()
+        api_key = api_key_by_prefix(prefix=prefix)
         if api_key is None or not secret_matches(presented, api_key.secret_hash):
             raise InvalidApiKey()
         if api_key.is_revoked:

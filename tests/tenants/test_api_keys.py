@@ -1,9 +1,11 @@
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from tenants.keys import hash_secret
-from tenants.models import ApiKey, AuditEvent, Tenant
+from tenants.models import ApiKey, AuditEvent, Plan, Tenant
+from tenants.selectors import api_key_by_prefix
 from tests.tenants.factories import ApiKeyFactory, TenantFactory
 
 pytestmark = pytest.mark.django_db
@@ -214,3 +216,21 @@ def test_tenant_detail_shows_plan_limits_and_usage(api_client_for):
     assert body["limits"]["requests_per_minute"] == tenant.plan.requests_per_minute
     assert body["usage"]["characters_remaining"] == 5_000
     assert body["usage"]["characters_used"] == 0
+
+
+def test_api_key_by_prefix_is_the_orm_lookup_in_one_query(tenant):
+    key = ApiKeyFactory.create(tenant=tenant, scopes=["speech", "usage"])
+    expected = ApiKey.objects.select_related("tenant__plan").get(prefix=key.prefix)
+
+    with CaptureQueriesContext(connection) as queries:
+        found = api_key_by_prefix(prefix=key.prefix)
+        plan_limit = found.tenant.plan.monthly_characters  # from the same row, no query
+
+    assert len(queries) == 1
+    for model, mine, theirs in ((ApiKey, found, expected), (Tenant, found.tenant, expected.tenant),
+                                (Plan, found.tenant.plan, expected.tenant.plan)):
+        fields = [field.attname for field in model._meta.concrete_fields]
+        assert [getattr(mine, name) for name in fields] == [getattr(theirs, name) for name in fields]
+        assert not mine._state.adding and mine._state.db == "default"
+    assert found.scopes == ["speech", "usage"] and plan_limit == expected.tenant.plan.monthly_characters
+    assert api_key_by_prefix(prefix=key.prefix[:-1] + "?") is None
