@@ -41,11 +41,11 @@ from synthesis.text import prepare
 from tenants.errors import ApplicationError, ErrorCode
 from tenants.models import ApiKey, Tenant
 from tenants.quotas import (
+    job_admit,
     job_slot_acquire,
     job_slot_release,
     quota_reservation_release,
     quota_reservation_settle,
-    quota_reserve,
 )
 
 logger = logging.getLogger(__name__)
@@ -144,8 +144,11 @@ def synthesis_job_create(
     billed = mode != SynthesisJob.Mode.PREVIEW
 
     with settle.job_transaction():
-        job_slot_acquire(tenant=tenant)
-        reservation = quota_reserve(tenant=tenant, characters=characters, api_key=api_key) if billed else None
+        if billed:
+            reservation = job_admit(tenant=tenant, characters=characters, api_key=api_key)
+        else:
+            job_slot_acquire(tenant=tenant)
+            reservation = None
         job = SynthesisJob(
             tenant=tenant,
             mode=mode,

@@ -75,12 +75,7 @@ def _reserve_in_one_statement(
         row = cursor.fetchone()
     if row is None:
         return None
-    reservation = QuotaReservation(
-        pk=row[0], tenant=tenant, period_id=row[1], characters=characters, characters_settled=0,
-        state=QuotaReservation.State.HELD, api_key=api_key, created_at=now,
-    )
-    reservation._state.adding, reservation._state.db = False, connection.alias
-    return reservation
+    return _held(tenant=tenant, pk=row[0], period_id=row[1], characters=characters, api_key=api_key, now=now)
 
 
 def quota_reserve(
@@ -96,6 +91,71 @@ def quota_reserve(
             return reservation
     with transaction.atomic():
         return _reserve(tenant=tenant, characters=characters, limit=limit, api_key=api_key)
+
+
+_ADMIT = f"""
+WITH slot AS (
+    UPDATE {TenantQuota._meta.db_table}
+    SET jobs_in_flight = jobs_in_flight + 1
+    WHERE tenant_id = %(tenant_id)s AND jobs_in_flight < %(slots)s
+    RETURNING tenant_id
+), period AS (
+    UPDATE {UsagePeriod._meta.db_table}
+    SET characters_reserved = characters_reserved + %(characters)s
+    WHERE tenant_id = %(tenant_id)s AND period_start = %(period_start)s
+      AND characters_reserved <= %(limit)s - %(characters)s - characters_used
+      AND EXISTS (SELECT 1 FROM slot)
+    RETURNING id
+), reservation AS (
+    INSERT INTO {QuotaReservation._meta.db_table} (tenant_id, period_id, characters, characters_settled, state,
+                                                   api_key_id, created_at)
+    SELECT %(tenant_id)s, period.id, %(characters)s, 0, %(held)s, %(api_key_id)s, %(now)s FROM period
+    RETURNING id, period_id
+)
+SELECT (SELECT count(*) FROM slot), reservation.id, reservation.period_id
+FROM (SELECT 1) AS one LEFT JOIN reservation ON TRUE
+"""
+
+
+def job_admit(*, tenant: Tenant, characters: int, api_key: ApiKey | None = None) -> QuotaReservation:
+    """Take a concurrent-job slot and hold `characters` of the month: job_slot_acquire() then
+    quota_reserve(), with their errors (ConcurrencyLimitExceeded first, then QuotaExceeded).
+
+    On PostgreSQL both happen in one statement when both fit; otherwise the two services decide
+    (and make the tenant's first quota or period row). A slot taken before the hold fails is
+    given back with the transaction, which the error rolls back."""
+    if characters < 0:
+        raise ValueError("characters must be >= 0")
+    with transaction.atomic(savepoint=False):
+        slot_taken = False
+        if connection.vendor == "postgresql":
+            start, _ = period_bounds(tenant=tenant)
+            now = timezone.now()
+            with connection.cursor() as cursor:
+                cursor.execute(_ADMIT, {
+                    "tenant_id": tenant.pk, "slots": tenant.plan.concurrent_jobs, "period_start": start,
+                    "characters": characters, "limit": tenant.plan.monthly_characters,
+                    "held": QuotaReservation.State.HELD, "api_key_id": api_key.pk if api_key else None, "now": now,
+                })
+                taken, reservation_id, period_id = cursor.fetchone()
+            if reservation_id is not None:
+                return _held(tenant=tenant, pk=reservation_id, period_id=period_id, characters=characters,
+                             api_key=api_key, now=now)
+            slot_taken = bool(taken)
+        if not slot_taken:
+            job_slot_acquire(tenant=tenant)
+        return quota_reserve(tenant=tenant, characters=characters, api_key=api_key)
+
+
+def _held(*, tenant: Tenant, pk: int, period_id: int, characters: int, api_key: ApiKey | None,
+          now: dt.datetime) -> QuotaReservation:
+    """The instance of a reservation row a statement above just inserted."""
+    reservation = QuotaReservation(
+        pk=pk, tenant=tenant, period_id=period_id, characters=characters, characters_settled=0,
+        state=QuotaReservation.State.HELD, api_key=api_key, created_at=now,
+    )
+    reservation._state.adding, reservation._state.db = False, connection.alias
+    return reservation
 
 
 def _reserve(*, tenant: Tenant, characters: int, limit: int, api_key: ApiKey | None) -> QuotaReservation:

@@ -8,8 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
-from tenants.models import QuotaReservation, UsagePeriod
+from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tenants.quotas import (
+    job_admit,
     job_slot_acquire,
     job_slot_release,
     period_bounds,
@@ -226,3 +227,74 @@ def test_job_slot_release_frees_a_slot():
     assert excinfo.value.code == "concurrency_limit_exceeded"
     job_slot_acquire(tenant=tenant)
     assert tenant_usage_summary(tenant=tenant).jobs_in_flight == 1
+
+
+def _slots(tenant) -> int:
+    return tenant_usage_summary(tenant=tenant).jobs_in_flight
+
+
+def test_job_admit_takes_a_slot_and_holds_quota_in_one_statement_once_the_rows_exist():
+    tenant = TenantFactory(plan__monthly_characters=10_000, plan__concurrent_jobs=5)
+    key = ApiKeyFactory.create(tenant=tenant)
+    first = job_admit(tenant=tenant, characters=100)  # makes the quota and period rows
+
+    with CaptureQueriesContext(connection) as queries:
+        second = job_admit(tenant=tenant, characters=200, api_key=key)
+
+    stored = QuotaReservation.objects.for_tenant(tenant).get(pk=second.pk)
+    fields = ("tenant_id", "period_id", "characters", "characters_settled", "state", "api_key_id", "created_at")
+    assert [getattr(second, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert second.period_id == first.period_id and not second._state.adding
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1
+    assert (_period(tenant).characters_reserved, _slots(tenant)) == (300, 2)
+
+
+def test_job_admit_of_a_new_tenant_makes_its_rows():
+    tenant = TenantFactory(plan__monthly_characters=1_000, plan__concurrent_jobs=1)
+    assert not TenantQuota.objects.for_tenant(tenant).exists()
+
+    reservation = job_admit(tenant=tenant, characters=400)
+
+    assert reservation.characters == 400
+    assert (_period(tenant).characters_reserved, _slots(tenant)) == (400, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_admit_refuses_a_busy_tenant_before_its_quota_and_changes_nothing():
+    tenant = TenantFactory(plan__monthly_characters=1_000, plan__concurrent_jobs=1)
+    job_admit(tenant=tenant, characters=1_000)  # the slot and the whole month
+
+    with pytest.raises(ConcurrencyLimitExceeded):  # both are exhausted: the slot is checked first
+        job_admit(tenant=tenant, characters=10)
+
+    assert (_period(tenant).characters_reserved, _slots(tenant)) == (1_000, 1)
+    assert QuotaReservation.objects.for_tenant(tenant).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_admit_over_quota_gives_its_slot_back():
+    # Outside any transaction of the caller's: the slot the statement took is undone with it.
+    tenant = TenantFactory(plan__monthly_characters=1_000, plan__concurrent_jobs=3)
+    job_admit(tenant=tenant, characters=900)
+
+    with pytest.raises(QuotaExceeded) as excinfo:
+        job_admit(tenant=tenant, characters=101)
+
+    assert excinfo.value.extra["remaining"] == 100
+    assert (_period(tenant).characters_reserved, _slots(tenant)) == (900, 1)
+    assert QuotaReservation.objects.for_tenant(tenant).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_admit_parallel_never_exceeds_slots_or_quota():
+    assert connection.vendor == "postgresql"
+    tenant = TenantFactory(plan__monthly_characters=5_000, plan__concurrent_jobs=4)
+    job_admit(tenant=tenant, characters=0)  # the rows exist: every request takes the one-statement path
+    job_slot_release(tenant=tenant)
+
+    outcomes = _in_threads(16, lambda _: _try(lambda: job_admit(tenant=tenant, characters=1_000)))
+
+    assert sum(outcomes) == 4
+    assert (_period(tenant).characters_reserved, _slots(tenant)) == (4_000, 4)
+    assert QuotaReservation.objects.for_tenant(tenant).filter(characters=1_000).count() == 4
