@@ -28,13 +28,30 @@ def available() -> bool:
     return connection.vendor == "postgresql"
 
 
+def _relaxed() -> bool:
+    return available() and settings.PARLA_ASYNC_JOB_COMMITS
+
+
+# Evaluated inside a statement, this makes the statement's transaction commit without waiting
+# for the write-ahead log flush (see job_transaction), and nothing after it: a statement run
+# on its own is its own transaction, so the job steps that are one statement need no BEGIN,
+# SET and COMMIT round trips around them.
+_RELAXED_COMMIT = "set_config('synchronous_commit', 'off', true)"
+
+
+def relaxed_commit_sql() -> str:
+    """The expression above with PARLA_ASYNC_JOB_COMMITS on PostgreSQL, else NULL."""
+    return _RELAXED_COMMIT if _relaxed() else "NULL"
+
+
 @contextmanager
 def job_transaction():
     """A transaction of a job's lifecycle (created with its hold, taken, settled, a cache hit
     counted). With PARLA_ASYNC_JOB_COMMITS on PostgreSQL its commit does not wait for the
     write-ahead log to reach the disk. A request makes three such commits; a flush costs up to
     4 ms on this development machine's disk (back to back) and about 0.5 ms in the overhead
-    benchmark, more on network disks.
+    benchmark, more on network disks. The steps that are a single statement (take, settle,
+    count a cache hit) relax their own commit with relaxed_commit_sql() instead.
 
     What a database crash can lose is the last fraction of a second of such commits, never
     part of one, and each loss is one the system already recovers from: a lost creation
@@ -42,17 +59,19 @@ def job_transaction():
     lost take or settlement leaves the job unfinished, so recovery runs it again, and the
     hold is settled (and the usage record written) exactly once."""
     with transaction.atomic():
-        if available() and settings.PARLA_ASYNC_JOB_COMMITS:
+        if _relaxed():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         yield
 
 
 _TAKE = f"""
+WITH relaxed AS (SELECT {{relaxed}})
 UPDATE {SynthesisJob._meta.db_table}
 SET status = %(running)s, attempts = attempts + 1, started_at = %(now)s, worker_id = %(worker_id)s
+FROM relaxed
 WHERE id = %(job_id)s AND tenant_id = %(tenant_id)s AND status = %(queued)s AND attempts < %(max_attempts)s
-RETURNING *
+RETURNING {SynthesisJob._meta.db_table}.*
 """
 
 
@@ -62,8 +81,8 @@ def job_take(*, tenant_id: int, job_id: int, worker_id: str, now: dt.datetime, m
         "running": SynthesisJob.Status.RUNNING, "queued": SynthesisJob.Status.QUEUED, "now": now,
         "worker_id": worker_id, "job_id": job_id, "tenant_id": tenant_id, "max_attempts": max_attempts,
     }
-    with job_transaction():
-        return next(iter(SynthesisJob.objects.raw(_TAKE, params)), None)
+    # One statement, so its own transaction.
+    return next(iter(SynthesisJob.objects.raw(_TAKE.format(relaxed=relaxed_commit_sql()), params)), None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +152,7 @@ WITH old AS (
     ON CONFLICT (tenant_id, key) DO NOTHING
     RETURNING id
 )
-SELECT old.status, EXISTS (SELECT 1 FROM job)
+SELECT old.status, EXISTS (SELECT 1 FROM job), {{relaxed}}
 FROM old
 """
 
@@ -169,8 +188,8 @@ def job_settle(
             "duration_seconds", "size_bytes")},
         "cache_path": cache_row.get("storage_path"),
     }
-    with job_transaction(), connection.cursor() as cursor:
-        cursor.execute(_SETTLE, params)
+    with connection.cursor() as cursor:  # one statement, so atomic on its own
+        cursor.execute(_SETTLE.format(relaxed=relaxed_commit_sql()), params)
         row = cursor.fetchone()
     if row is None:
         return None

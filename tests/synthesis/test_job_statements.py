@@ -22,6 +22,14 @@ def _statements(captured: CaptureQueriesContext) -> list[str]:
     return [query["sql"].split(None, 1)[0] for query in captured.captured_queries]
 
 
+def _sql(captured: CaptureQueriesContext) -> list[str]:
+    return [query["sql"].strip() for query in captured.captured_queries]
+
+
+def _relaxes_its_commit(sql: str) -> bool:
+    return "set_config('synchronous_commit', 'off', true)" in sql
+
+
 def test_a_job_costs_one_transaction_to_create_and_one_to_settle(api_client_for, captured_jobs):
     tenant = TenantFactory()
     client = api_client_for(tenant)
@@ -39,15 +47,17 @@ def test_a_job_costs_one_transaction_to_create_and_one_to_settle(api_client_for,
 
     (web_miss, run_miss), (web_hit, run_hit) = counts
     relaxed = ["BEGIN", "SET"]  # a job transaction: its commit does not wait for the log flush
-    # Key lookup; one transaction: the slot, the hold (the period's conditional update and the
-    # reservation row in one statement), the job row.
-    assert web_miss == web_hit == ["SELECT", *relaxed, "UPDATE", "WITH", "INSERT", "COMMIT"]
+    # Key lookup; one transaction: the slot and the hold (the slot's and the period's conditional
+    # updates and the reservation row in one statement), the job row.
+    assert web_miss == web_hit == ["SELECT", *relaxed, "WITH", "INSERT", "COMMIT"]
     # Take the job (one conditional UPDATE ... RETURNING), look up the cache, then settle in
     # one statement (synthesis.settle): job, hold, period, slot, usage record, rollup marker
-    # and the new cache entry.
-    take, settle = [*relaxed, "UPDATE", "COMMIT"], [*relaxed, "WITH", "COMMIT"]
+    # and the new cache entry. Each is its own transaction and relaxes its own commit: no
+    # BEGIN, SET or COMMIT around them.
+    take, settle = ["WITH"], ["WITH"]
     assert run_miss == [*take, "SELECT", *settle]
-    assert run_hit == [*take, "SELECT", *relaxed, "UPDATE", "COMMIT", *settle]  # the hit counts itself
+    assert run_hit == [*take, "SELECT", "UPDATE", *settle]  # the hit counts itself
+    assert all(_relaxes_its_commit(sql) for sql in _sql(worker) if not sql.startswith("SELECT"))
     billed = UsageRecord.objects.for_tenant(tenant).order_by("pk").values_list("characters_billed", "cached")
     assert list(billed) == [(len(TEXT), False), (0, True)]
 
@@ -64,3 +74,18 @@ def test_with_durable_job_commits_every_job_transaction_waits_for_the_log_flush(
 
     assert SynthesisJob.objects.get(pk=job_id).status == "succeeded"
     assert "SET" not in _statements(captured)
+    assert not any(_relaxes_its_commit(sql) for sql in _sql(captured))
+
+
+def test_a_relaxed_job_step_leaves_the_session_durable(api_client_for, captured_jobs):
+    # set_config(..., true) lasts until the end of its transaction: the statement's own.
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    job_id = client.post("/api/v1/jobs", {"text": TEXT, "format": "wav"}, format="json").json()["id"]
+
+    synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
+
+    assert SynthesisJob.objects.get(pk=job_id).status == "succeeded"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
