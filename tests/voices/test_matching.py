@@ -15,10 +15,19 @@ from synthesis.engines.registry import loaded_engine
 from synthesis.types import Segment
 from tests.tenants.factories import TenantFactory
 from tests.voices.factories import VoiceProfileFactory
-from voices import enrollment
+from voices import enrollment, matching
 from scipy.signal import butter, sosfilt
 
-from voices.matching import IntelligibilityGate, PackSpace, embed, match_embedding, match_voice, reference_embedding
+from voices.matching import (
+    CONFIDENCE_TOLERANCE,
+    IntelligibilityGate,
+    PackSpace,
+    embed,
+    match_embedding,
+    match_voice,
+    reference_embedding,
+    whisper_text_log_prob,
+)
 from voices.models import VoiceProfile
 
 SHORT = ("Where were you yesterday?",)
@@ -74,6 +83,42 @@ def test_intelligibility_gate_rejects_a_pack_whose_speech_collapses(kokoro, tmp_
 
     assert passes_catalog is True
     assert passes_garbage is False and garbage_wer > baseline + 0.02
+
+
+def test_whisper_is_surer_of_the_words_a_clear_voice_says_than_of_other_words_or_of_a_muddy_voice(kokoro, tmp_path):
+    sentence = "The early train leaves at nine."
+    catalog = kokoro.pack("jm_kumo")
+    rng = np.random.default_rng(1)
+    muddy = (catalog + rng.standard_normal(catalog.shape) * 1.5 * catalog.std()).astype(np.float32)
+    (clear,), rate = _speak(kokoro, catalog, (sentence,), tmp_path)
+    (slurred,), _ = _speak(kokoro, muddy, (sentence,), tmp_path)
+
+    right = whisper_text_log_prob(clear, rate, sentence)
+    wrong = whisper_text_log_prob(clear, rate, "Please call me back after lunch.")
+    unsure = whisper_text_log_prob(slurred, rate, sentence)
+
+    assert -1.0 < right <= 0.0
+    assert wrong < right - 2.0
+    assert unsure < right - CONFIDENCE_TOLERANCE
+
+
+def test_intelligibility_gate_refuses_a_candidate_whisper_is_much_less_sure_of_even_with_every_word_right():
+    # Stub "speech": [clarity, sentence index]. The stub transcriber hears every word right; the
+    # stub scorer's confidence follows the clarity.
+    sentences = ("one two", "three four")
+
+    def speech(clarity: float) -> list[np.ndarray]:
+        return [np.array([clarity, index], dtype=np.float32) for index in range(len(sentences))]
+
+    gate = IntelligibilityGate(sentences, transcribe=lambda samples, rate: sentences[int(samples[1])],
+                               confidence=lambda samples, rate, text: -0.30 - float(samples[0]))
+    gate.set_baseline(speech(0.0), 16_000)
+
+    assert (gate.baseline, gate.baseline_confidence) == (0.0, pytest.approx(-0.30))
+    assert gate.check(speech(CONFIDENCE_TOLERANCE / 2), 16_000) == (True, 0.0)
+    assert gate.check(speech(2 * CONFIDENCE_TOLERANCE), 16_000) == (False, 0.0)
+    # A stub transcriber on its own judges by word error rate alone.
+    assert IntelligibilityGate(sentences, transcribe=lambda samples, rate: "x").confidence is None
 
 
 def test_match_embedding_keeps_the_catalog_pack_when_every_better_candidate_fails_the_gate(kokoro, tmp_path):
@@ -186,3 +231,20 @@ def test_enrollment_progress_is_written_only_to_the_enrolling_profile_of_its_ten
     assert stored == {"stage": "searching", "progress": 0.25}
     assert VoiceProfile.objects.for_tenant(profile.tenant).get(pk=profile.pk).enrollment == {}
     assert VoiceProfile.objects.for_tenant(other.tenant).get(pk=other.pk).enrollment == {}
+
+
+def test_a_searched_finalist_must_beat_the_base_pack_by_the_margin(kokoro, tmp_path, monkeypatch):
+    # The "speaker" is an even mix of two packs: the search finds packs closer than any stock
+    # pack. With a margin no search can clear, the base pack (and its equaliser) is kept anyway.
+    mix = (kokoro.pack("jm_kumo") + kokoro.pack("jf_gongitsune")) / 2
+    pieces, rate = _speak(kokoro, mix, ("Please call me back after lunch today.",), tmp_path)
+    options = dict(engine=kokoro, budget=12, offspring=2, gate=False, sentences=SHORT,
+                   validation=("The early train leaves at nine.",))
+
+    free = match_voice([(pieces[0], rate)], **options)
+    monkeypatch.setattr(matching, "FINALIST_MARGIN", 1.0)
+    held = match_voice([(pieces[0], rate)], **options)
+
+    assert len(free.history) > 1 and free.weights[free.base_pack] < 1.0  # a searched pack won
+    assert held.weights[held.base_pack] == 1.0 and np.array_equal(held.pack, kokoro.pack(held.base_pack))
+    assert held.validation_similarity < free.validation_similarity
