@@ -46,12 +46,12 @@ def relaxed_commit_sql() -> str:
 
 @contextmanager
 def job_transaction():
-    """A transaction of a job's lifecycle (created with its hold, taken, settled, a cache hit
-    counted). With PARLA_ASYNC_JOB_COMMITS on PostgreSQL its commit does not wait for the
-    write-ahead log to reach the disk. A request makes three such commits; a flush costs up to
-    4 ms on this development machine's disk (back to back) and about 0.5 ms in the overhead
-    benchmark, more on network disks. The steps that are a single statement (take, settle,
-    count a cache hit) relax their own commit with relaxed_commit_sql() instead.
+    """The transaction that creates a job with its hold. With PARLA_ASYNC_JOB_COMMITS on
+    PostgreSQL its commit does not wait for the write-ahead log to reach the disk; the later
+    steps, each a single statement (take, settle, count a cache hit), relax their own commit
+    with relaxed_commit_sql(). A request makes three such commits (create, take, settle); a
+    flush costs up to 4 ms on this development machine's disk (back to back) and about 0.5 ms
+    in the overhead benchmark, more on network disks.
 
     What a database crash can lose is the last fraction of a second of such commits, never
     part of one, and each loss is one the system already recovers from: a lost creation
