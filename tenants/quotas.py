@@ -45,19 +45,25 @@ def _seconds_until(moment: dt.datetime) -> float:
     return max(1.0, (moment - timezone.now()).total_seconds())
 
 
-_RESERVE = f"""
-WITH period AS (
+def _hold_ctes(condition: str = "") -> str:
+    """The CTEs `period` (the conditional update; `condition`: one more for it) and
+    `reservation` (the reservation row, RETURNING id, period_id) of a one-statement hold."""
+    return f"""
+period AS (
     UPDATE {UsagePeriod._meta.db_table}
     SET characters_reserved = characters_reserved + %(characters)s
     WHERE tenant_id = %(tenant_id)s AND period_start = %(period_start)s
-      AND characters_reserved <= %(limit)s - %(characters)s - characters_used
+      AND characters_reserved <= %(limit)s - %(characters)s - characters_used {condition}
     RETURNING id
-)
-INSERT INTO {QuotaReservation._meta.db_table} (tenant_id, period_id, characters, characters_settled, state,
-                                               api_key_id, created_at)
-SELECT %(tenant_id)s, period.id, %(characters)s, 0, %(held)s, %(api_key_id)s, %(now)s FROM period
-RETURNING id, period_id
-"""
+), reservation AS (
+    INSERT INTO {QuotaReservation._meta.db_table} (tenant_id, period_id, characters, characters_settled, state,
+                                                   api_key_id, created_at)
+    SELECT %(tenant_id)s, period.id, %(characters)s, 0, %(held)s, %(api_key_id)s, %(now)s FROM period
+    RETURNING id, period_id
+)"""
+
+
+_RESERVE = f"WITH {_hold_ctes()}\nSELECT id, period_id FROM reservation"
 
 
 def _reserve_in_one_statement(
@@ -99,19 +105,7 @@ WITH slot AS (
     SET jobs_in_flight = jobs_in_flight + 1
     WHERE tenant_id = %(tenant_id)s AND jobs_in_flight < %(slots)s
     RETURNING tenant_id
-), period AS (
-    UPDATE {UsagePeriod._meta.db_table}
-    SET characters_reserved = characters_reserved + %(characters)s
-    WHERE tenant_id = %(tenant_id)s AND period_start = %(period_start)s
-      AND characters_reserved <= %(limit)s - %(characters)s - characters_used
-      AND EXISTS (SELECT 1 FROM slot)
-    RETURNING id
-), reservation AS (
-    INSERT INTO {QuotaReservation._meta.db_table} (tenant_id, period_id, characters, characters_settled, state,
-                                                   api_key_id, created_at)
-    SELECT %(tenant_id)s, period.id, %(characters)s, 0, %(held)s, %(api_key_id)s, %(now)s FROM period
-    RETURNING id, period_id
-)
+), {_hold_ctes("AND EXISTS (SELECT 1 FROM slot)")}
 SELECT (SELECT count(*) FROM slot), reservation.id, reservation.period_id
 FROM (SELECT 1) AS one LEFT JOIN reservation ON TRUE
 """
@@ -127,7 +121,6 @@ def job_admit(*, tenant: Tenant, characters: int, api_key: ApiKey | None = None)
     if characters < 0:
         raise ValueError("characters must be >= 0")
     with transaction.atomic(savepoint=False):
-        slot_taken = False
         if connection.vendor == "postgresql":
             start, _ = period_bounds(tenant=tenant)
             now = timezone.now()
@@ -141,9 +134,10 @@ def job_admit(*, tenant: Tenant, characters: int, api_key: ApiKey | None = None)
             if reservation_id is not None:
                 return _held(tenant=tenant, pk=reservation_id, period_id=period_id, characters=characters,
                              api_key=api_key, now=now)
-            slot_taken = bool(taken)
-        if not slot_taken:
-            job_slot_acquire(tenant=tenant)
+            if taken:  # the hold did not fit, or this month has no period row yet: the ORM path says which
+                return _reserve(tenant=tenant, characters=characters, limit=tenant.plan.monthly_characters,
+                                api_key=api_key)
+        job_slot_acquire(tenant=tenant)
         return quota_reserve(tenant=tenant, characters=characters, api_key=api_key)
 
 

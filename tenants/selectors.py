@@ -25,9 +25,10 @@ def api_key_by_prefix(*, prefix: str, using: str = "default") -> ApiKey | None:
         row = cursor.fetchone()
     if row is None:
         return None
+    row = list(row)
     for index, (functions, expression) in converters:
         for convert in functions:
-            row = (*row[:index], convert(row[index], expression, connection), *row[index + 1:])
+            row[index] = convert(row[index], expression, connection)
     api_key, tenant, plan = _instances(using, row, (ApiKey, Tenant, Plan))
     Tenant.plan.field.set_cached_value(tenant, plan)
     ApiKey.tenant.field.set_cached_value(api_key, tenant)
@@ -45,7 +46,7 @@ def _api_key_lookup_sql(using: str) -> tuple[str, list]:
     return sql, sorted(converters.items())
 
 
-def _instances(using: str, row: tuple, models: tuple) -> list:
+def _instances(using: str, row: list, models: tuple) -> list:
     """Model instances from a row of their concrete columns, model after model."""
     instances, start = [], 0
     for model in models:
