@@ -38,6 +38,20 @@ def pytest_sessionstart(session):
         )
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a process a test started (or one it forked) outlived the tests."""
+    from tests.helpers import kill_left_behind
+
+    left = kill_left_behind()
+    if left:
+        lines = [f"  {' '.join(map(str, p.args))[:200]}: pids {pids}" for p, pids in left.items()]
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line("Processes started by the tests were still running at the end (now "
+                                "killed):\n" + "\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture
 def tenant(db):
     return TenantFactory()

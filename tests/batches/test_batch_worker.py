@@ -19,7 +19,7 @@ from batches.models import Batch
 from synthesis.engines import registry
 from synthesis.models import SynthesisJob
 from tenants.models import UsagePeriod
-from tests.helpers import free_port, start_manage, stop
+from tests.helpers import free_port, start_manage, start_process, stop
 from tests.tenants.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,8 +175,8 @@ def test_redis_restart_mid_batch_loses_and_duplicates_nothing(api_client_for, wo
     port = free_port()
 
     def redis_server() -> subprocess.Popen:
-        return subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return start_process(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"])
 
     redis = redis_server()
     try:
@@ -192,8 +192,7 @@ def test_redis_restart_mid_batch_loses_and_duplicates_nothing(api_client_for, wo
         redis = redis_server()
         _wait(lambda: _finished(batch), timeout=400, what="the batch to end", workers=pool)
     finally:
-        redis.kill()
-        redis.wait()
+        stop(redis)
 
     assert batch.status == "completed", pool.logs()
     assert UsageRecord.objects.for_tenant(tenant).filter(job__batch=batch).count() == 40
