@@ -37,6 +37,14 @@ class Plan(models.Model):
     request_characters = models.PositiveIntegerField(
         default=100_000, help_text="Longest text accepted in one request."
     )
+    # Pauses cost no characters, so characters alone do not bound a request's work.
+    max_audio_seconds_per_request = models.PositiveIntegerField(
+        default=3_600, validators=[MinValueValidator(1)],
+        help_text="Longest audio one request may produce, pauses included (seconds).",
+    )
+    enrollments_per_day = models.PositiveIntegerField(
+        default=20, help_text="Voice enrollments a tenant may start per day (UTC)."
+    )
     # Prices for the usage reports' cost estimate; no price, no estimate.
     price_per_million_characters = models.DecimalField(
         max_digits=12, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(0)],
@@ -61,6 +69,8 @@ class Plan(models.Model):
         "upload_bytes",
         "references_per_voice",
         "request_characters",
+        "max_audio_seconds_per_request",
+        "enrollments_per_day",
     )
 
     def limits(self) -> dict[str, int]:
