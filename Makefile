@@ -6,24 +6,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
-# The engines extra needs torch; the CPU build keeps the test environment small. GPU hosts
-# install a CUDA build instead (see docker/Dockerfile.gpu).
-TORCH_SPEC ?= torch==2.13.0
+# Installs come from the lock files in requirements/ (hashes checked), never from the open
+# ranges in pyproject.toml: `make lock` turns those ranges into the lock files. The test lock
+# pins the CPU build of torch; GPU hosts install a CUDA build (docker/Dockerfile.gpu).
+PIP_VERSION ?= 25.3
+PIP_INSTALL = $(PY) -m pip install --quiet --require-hashes --no-deps
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test browser clean
+.PHONY: run test install install-test browser clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "pip==$(PIP_VERSION)"
 
-$(VENV)/.installed-run: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e .
+$(VENV)/.installed-run: requirements/run.txt pyproject.toml | $(PY)
+	$(PIP_INSTALL) -r requirements/run.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@rm -f $(VENV)/.installed-test
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,engines]"
+$(VENV)/.installed-test: requirements/test.txt pyproject.toml | $(PY)
+	$(PIP_INSTALL) -r requirements/test.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@ $(VENV)/.installed-run
 
 ## The dashboard's browser tests drive Debian's chromium (Playwright never downloads one).
@@ -48,3 +52,26 @@ test: $(VENV)/.installed-test browser
 
 clean:
 	rm -rf $(VENV) var
+
+## Regenerate the lock files in requirements/ from pyproject.toml and requirements/*.in.
+## Kept pins stay; UPGRADE=1 moves every package to the newest version the ranges allow.
+LOCK_VENV ?= .venv-lock
+PIP_TOOLS_SPEC ?= pip==25.3 pip-tools==7.5.2
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	$(if $(UPGRADE),--upgrade)
+
+$(LOCK_VENV)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet $(PIP_TOOLS_SPEC)
+
+lock: $(LOCK_VENV)/bin/pip-compile
+	$(PIP_COMPILE) --extra dev --extra engines -o requirements/test.txt \
+	    pyproject.toml requirements/torch-cpu.in
+	$(PIP_COMPILE) -o requirements/run.txt pyproject.toml requirements/run.in
+	$(PIP_COMPILE) --extra dev --extra engines --extra bench -o requirements/bench.txt \
+	    pyproject.toml requirements/bench.in
+	$(PIP_COMPILE) --extra s3 -o requirements/docker.txt pyproject.toml requirements/docker.in
+	@# PyPI's CUDA build of torch, not a local CPU wheel: no local wheel folder or index.
+	env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(PIP_COMPILE) --extra engines --extra s3 \
+	    -o requirements/docker-gpu.txt pyproject.toml requirements/torch-gpu.in

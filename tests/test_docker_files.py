@@ -97,6 +97,23 @@ def test_dockerfiles_copy_sources_exist():
                 assert (ROOT / source).exists(), f"{path.name}: COPY {source} is missing"
 
 
+def test_dockerfiles_install_only_from_the_locks():
+    for path in DOCKERFILES:
+        installs = [i for i in _dockerfile_instructions(path) if "pip install" in i]
+        assert installs, path.name
+        for instruction in installs:
+            for command in instruction.split("&&"):
+                if "pip install" not in command:
+                    continue
+                words = shlex.split(command)
+                if "-r" in words:
+                    lock = words[words.index("-r") + 1]
+                    assert "--require-hashes" in words, (path.name, command)
+                    assert (ROOT / lock).exists() and lock.startswith("requirements/"), (path.name, lock)
+                else:  # the project itself: its dependencies are all in the lock
+                    assert "--no-deps" in words, (path.name, command)
+
+
 # `python manage.py NAME` as shell words or as a JSON/YAML list ("python", "manage.py", "NAME").
 INVOCATION = r"python[\"',]*\s+[\"']?manage\.py[\"',]*\s+[\"']?([a-z_]+)"
 

@@ -24,7 +24,7 @@ import json
 import threading
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +250,14 @@ def mms_language(folder_name: str) -> str:
 class _VitsParts:
     tokenizer: Any
     model: Any
+    # transformers 4.x reads the speed from the model's `speaking_rate` attribute, not from
+    # an argument; setting it and running must not interleave with another request's speed.
+    speed_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def waveform(self, inputs, speed: float):
+        with self.speed_lock:
+            self.model.speaking_rate = speed
+            return self.model(**inputs).waveform
 
 
 class MmsEngine(TorchEngine):
@@ -346,9 +354,9 @@ class MmsEngine(TorchEngine):
             if inputs["input_ids"].shape[-1] == 0:
                 raise SynthesisFailed(f"MMS could not read any character of {segment.text[:40]!r}.")
             with torch.inference_mode():
-                output = parts.model(**inputs.to(self.torch_device), speaking_rate=request.speed)
+                waveform = parts.waveform(inputs.to(self.torch_device), request.speed)
             yield AudioChunk(
-                samples=as_mono_float32(output.waveform[0]),
+                samples=as_mono_float32(waveform[0]),
                 sample_rate=parts.model.config.sampling_rate,
             )
 

@@ -119,6 +119,18 @@ def test_mms_synthesize_yields_one_chunk_per_segment(mms):
     _assert_chunks(chunks, mms.info.sample_rate)
 
 
+def test_mms_synthesize_speaks_faster_at_a_higher_speed(mms):
+    # The random-weight model's durations are random but fixed: only the speed differs.
+    torch = pytest.importorskip("torch")
+    lengths = {}
+    for speed in (0.5, 2.0):
+        torch.manual_seed(0)
+        chunks = list(mms.synthesize([Segment(text="Hello there, friend.")], SynthesisRequest(voice="eng", speed=speed)))
+        lengths[speed] = len(chunks[0].samples)
+
+    assert lengths[2.0] < lengths[0.5]
+
+
 def test_mms_synthesize_switches_model_for_a_lang_segment(mms):
     segments = [Segment(text="Hello."), Segment(text="Bonjour à tous.", lang="fr-FR")]
 
