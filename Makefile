@@ -13,7 +13,7 @@ PIP_VERSION ?= 25.3
 PIP_INSTALL = $(PY) -m pip install --quiet --require-hashes --no-deps
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test browser clean lock
+.PHONY: run test install install-test install-bench browser clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
+## The benchmarks' tools (bench extra) on top of the test environment, same versions.
+$(VENV)/.installed-bench: requirements/bench.txt $(VENV)/.installed-test
+	$(PIP_INSTALL) -r requirements/bench.txt
+	@touch $@
+
+install-bench: $(VENV)/.installed-bench
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 

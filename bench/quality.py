@@ -1,6 +1,6 @@
 """Quality of the default voice: word error rate (Whisper) and DNSMOS, raw Piper vs Parla.
 
-    .venv/bin/pip install -e '.[bench]'
+    make install-bench
     .venv/bin/python bench/quality.py                       # both sets, 3 takes: about 40 minutes on 2 cores
     .venv/bin/python bench/quality.py --takes 1 --limit 10  # a quick look
 
