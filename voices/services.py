@@ -34,18 +34,41 @@ class Upload:
 def uploads_read(files, *, max_bytes: int) -> list[Upload]:
     """Uploaded files' bytes, for the services to validate; AudioTooLarge for a file over the limit.
 
-    At most one byte past the plan's limit is read, so an oversized file is never held whole.
+    The size Django measured while receiving the file is checked before any byte is read, and
+    at most one byte past the plan's limit is read, so an oversized file is never held whole.
     """
     uploads = []
     for index, upload in enumerate(files):
+        declared = getattr(upload, "size", None)
+        if declared is not None and declared > max_bytes:
+            raise _too_large(upload, index, max_bytes)
         data = upload.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise AudioTooLarge(
-                f"The file is larger than this plan's limit of {max_bytes / 1_000_000:g} MB.",
-                extra={"limit": max_bytes, "file_index": index, "filename": upload.name or ""},
-            )
+            raise _too_large(upload, index, max_bytes)
         uploads.append(Upload(data=data, filename=upload.name or ""))
     return uploads
+
+
+def voice_references_read(*, tenant: Tenant, files, profile: VoiceProfile | None = None) -> list[Upload]:
+    """A request's reference recordings, read only once the plan allows that many of them.
+
+    SECURITY: the files are counted (with the voice's existing references) and sized before
+    one byte is read or decoded, so a request with more recordings than the plan allows costs
+    no more than the refusal. The services check again under the tenant lock.
+    """
+    files = list(files)
+    if profile is not None:
+        _check_takes_references(profile)
+    existing = profile.references.count() if profile is not None else 0
+    _check_reference_count(tenant.plan, existing + len(files))
+    return uploads_read(files, max_bytes=tenant.plan.upload_bytes)
+
+
+def _too_large(upload, index: int, max_bytes: int) -> AudioTooLarge:
+    return AudioTooLarge(
+        f"The file is larger than this plan's limit of {max_bytes / 1_000_000:g} MB.",
+        extra={"limit": max_bytes, "file_index": index, "filename": upload.name or ""},
+    )
 
 
 def _lock_tenant(tenant: Tenant) -> Tenant:
@@ -167,6 +190,8 @@ def voice_profile_create(
         engine_name, kind, checked = base.engine, VoiceProfile.Kind.CATALOG, []
     else:
         engine_name, kind = _choose_engine(engine)
+        # Every plan limit is checked before the first file is decoded (and again under the lock).
+        _check_limits(tenant=tenant, kind=kind, new_references=len(uploads))
         checked = _validate_uploads(uploads, max_bytes=tenant.plan.upload_bytes)
 
     stored_paths: list[str] = []
@@ -223,11 +248,20 @@ def _check_limits(*, tenant: Tenant, kind: str, new_references: int, profile: Vo
                 extra={"limit": plan.cloned_voices, "limit_name": "cloned_voices"},
             )
     existing = profile.references.count() if profile is not None else 0
-    if existing + new_references > plan.references_per_voice:
+    _check_reference_count(plan, existing + new_references)
+
+
+def _check_reference_count(plan, count: int) -> None:
+    if count > plan.references_per_voice:
         raise PlanLimitReached(
             f"The {plan.name} plan allows {plan.references_per_voice} recordings per voice.",
             extra={"limit": plan.references_per_voice, "limit_name": "references_per_voice"},
         )
+
+
+def _check_takes_references(profile: VoiceProfile) -> None:
+    if profile.kind == VoiceProfile.Kind.CATALOG:
+        raise ApplicationError("A preset of a catalog voice takes no recordings.")
 
 
 @transaction.atomic
@@ -265,8 +299,8 @@ def voice_profile_delete(*, tenant: Tenant, profile: VoiceProfile, context: Audi
 def voice_reference_add(
     *, tenant: Tenant, profile: VoiceProfile, uploads: list[Upload], context: AuditContext = SYSTEM
 ) -> list[VoiceReference]:
-    if profile.kind == VoiceProfile.Kind.CATALOG:
-        raise ApplicationError("A preset of a catalog voice takes no recordings.")
+    _check_takes_references(profile)
+    _check_limits(tenant=tenant, kind=profile.kind, new_references=len(uploads), profile=profile)
     checked = _validate_uploads(uploads, max_bytes=tenant.plan.upload_bytes)
     stored_paths: list[str] = []
     try:

@@ -53,6 +53,7 @@ from voices.services import (
     voice_profile_update,
     voice_reference_add,
     voice_reference_delete,
+    voice_references_read,
 )
 
 PREVIEW_FORMATS = ("mp3", "wav", "opus")
@@ -186,7 +187,7 @@ def voice_index(request):
 def _create(request, form: VoiceCreateForm) -> VoiceProfile | None:
     data = form.cleaned_data
     try:
-        uploads = uploads_read(data["references"], max_bytes=request.tenant.plan.upload_bytes)
+        uploads = voice_references_read(tenant=request.tenant, files=data["references"])
         return voice_profile_create(
             tenant=request.tenant, name=data["name"], language=data["language"], description=data["description"],
             uploads=uploads, context=AuditContext.from_request(request),
@@ -277,7 +278,8 @@ def reference_add(request, voice_id: int):
     form = ReferencesAddForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            uploads = uploads_read(form.cleaned_data["references"], max_bytes=request.tenant.plan.upload_bytes)
+            uploads = voice_references_read(tenant=request.tenant, files=form.cleaned_data["references"],
+                                            profile=profile)
             added = voice_reference_add(tenant=request.tenant, profile=profile, uploads=uploads,
                                         context=AuditContext.from_request(request))
         except ApplicationError as exc:

@@ -29,12 +29,12 @@ from voices.api.serializers import (
 from voices.models import VoiceProfile
 from voices.selectors import voice_list, voice_preview_get, voice_profile_get, voice_reference_get
 from voices.services import (
-    uploads_read,
     voice_profile_create,
     voice_profile_delete,
     voice_profile_update,
     voice_reference_add,
     voice_reference_delete,
+    voice_references_read,
 )
 
 _UPDATABLE = {"name", "description", "language", "gender", "age"}
@@ -88,7 +88,7 @@ class VoiceViewSet(TenantScopedViewSet):
         data.pop("references", None)
         profile = voice_profile_create(
             tenant=request.tenant,
-            uploads=uploads_read(files, max_bytes=request.tenant.plan.upload_bytes),
+            uploads=voice_references_read(tenant=request.tenant, files=files),
             context=AuditContext.from_request(request),
             **data,
         )
@@ -130,7 +130,8 @@ class VoiceViewSet(TenantScopedViewSet):
         references = voice_reference_add(
             tenant=request.tenant,
             profile=profile,
-            uploads=uploads_read(request.FILES.getlist("references"), max_bytes=request.tenant.plan.upload_bytes),
+            uploads=voice_references_read(tenant=request.tenant, files=request.FILES.getlist("references"),
+                                          profile=profile),
             context=AuditContext.from_request(request),
         )
         return Response(VoiceReferenceOutputSerializer(references, many=True).data, status=status.HTTP_201_CREATED)
