@@ -1,4 +1,5 @@
-"""Signed webhooks: validation of receiver URLs, signing, and delivery with retries.
+"""Signed webhooks: signing, and delivery with retries to a checked, pinned address
+(tenants/outbound.py checks receiver URLs).
 
 Signature header (verify it on your side; see README):
 
@@ -9,20 +10,17 @@ The timestamp lets receivers refuse replays older than a few minutes.
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from batches.models import WebhookDelivery
-from tenants.errors import ApplicationError, ErrorCode
 from tenants.models import Tenant
+from tenants.outbound import DNS_FAILED, WebhookUrlNotAllowed, delivery_error_class, pinned_post, webhook_target_resolve
+from tenants.outbound import webhook_url_validate  # noqa: F401  re-exported: callers validate URLs here
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +28,6 @@ SIGNATURE_HEADER = "X-Parla-Signature"
 # Attempts per delivery (the first and the retries), spaced by Dramatiq's exponential backoff.
 MAX_ATTEMPTS = 8
 TIMEOUT_SECONDS = 10
-
-
-class WebhookUrlNotAllowed(ApplicationError):
-    code = ErrorCode.WEBHOOK_URL_NOT_ALLOWED
-    status = 400
 
 
 def sign(*, secret: str, timestamp: int, body: bytes) -> str:
@@ -55,41 +48,6 @@ def verify(*, secret: str, header: str, body: bytes, tolerance_seconds: int = 30
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def _address_allowed(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
-                or ip.is_unspecified)
-
-
-def webhook_url_validate(url: str) -> str:
-    """http(s) only; no loopback, private or link-local receivers unless the operator allows
-    them (PARLA_WEBHOOK_ALLOW_PRIVATE). Checked when the URL is given and again at delivery,
-    since DNS can change in between."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookUrlNotAllowed("Webhook URLs must be http:// or https:// URLs with a host.",
-                                   extra={"fields": {"webhook_url": ["Not an http(s) URL."]}})
-    if parts.username or parts.password:
-        raise WebhookUrlNotAllowed("Webhook URLs must not carry credentials.",
-                                   extra={"fields": {"webhook_url": ["No user:password@ in the URL."]}})
-    if settings.PARLA_WEBHOOK_ALLOW_PRIVATE:
-        return url
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise WebhookUrlNotAllowed(f"The webhook host {parts.hostname!r} does not resolve.",
-                                   extra={"fields": {"webhook_url": ["Unknown host."]}}) from None
-    blocked = sorted({info[4][0] for info in infos if not _address_allowed(info[4][0])})
-    if blocked:
-        raise WebhookUrlNotAllowed(
-            f"The webhook host {parts.hostname!r} resolves to a private or loopback address; "
-            "only public receivers are allowed.",
-            extra={"fields": {"webhook_url": ["Private address."]}, "addresses": blocked},
-        )
-    return url
-
-
 def webhook_delivery_create(*, tenant: Tenant | int, url: str, event: str, payload: dict, batch=None) -> WebhookDelivery:
     from batches.tasks.actors import webhook_deliver as webhook_deliver_actor
 
@@ -100,7 +58,12 @@ def webhook_delivery_create(*, tenant: Tenant | int, url: str, event: str, paylo
 
 
 def webhook_deliver_execute(*, tenant_id: int, delivery_id: int) -> None:
-    """One attempt. Raises on failure while attempts remain, so the broker retries with backoff."""
+    """One attempt. Raises on failure while attempts remain, so the broker retries with backoff.
+
+    SECURITY: the URL is checked again here (a name may resolve elsewhere since it was given)
+    and the POST goes to the address that check resolved, never to a second lookup's answer.
+    The delivery log shows the tenant a generic error class only (tenants/outbound.py).
+    """
     import requests
 
     delivery = WebhookDelivery.objects.for_tenant(tenant_id).filter(pk=delivery_id).first()
@@ -113,9 +76,9 @@ def webhook_deliver_execute(*, tenant_id: int, delivery_id: int) -> None:
     delivery.last_attempt_at = timezone.now()
     error, status_code = "", None
     try:
-        webhook_url_validate(delivery.url)
-        response = requests.post(
-            delivery.url,
+        target = webhook_target_resolve(delivery.url)
+        response = pinned_post(
+            target,
             data=body,
             headers={
                 "Content-Type": "application/json",
@@ -125,16 +88,20 @@ def webhook_deliver_execute(*, tenant_id: int, delivery_id: int) -> None:
                 "X-Parla-Delivery": str(delivery.pk),
             },
             timeout=TIMEOUT_SECONDS,
-            allow_redirects=False,
         )
         status_code = response.status_code
         if not 200 <= status_code < 300:
-            error = f"The receiver answered {status_code}."
+            error = f"HTTP {status_code}"
     except WebhookUrlNotAllowed as exc:
-        error = exc.message
-        delivery.attempts = MAX_ATTEMPTS  # Will not get better by retrying.
+        error = delivery_error_class(exc)
+        if exc.reason != DNS_FAILED:  # A name may come back; a refused address or port will not.
+            delivery.attempts = MAX_ATTEMPTS
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = delivery_error_class(exc)
+        # The details stay in the operators' log; the tenant sees the class only.
+        logger.info("webhook_deliver.error", extra={
+            "tenant_id": tenant_id, "delivery_id": delivery_id, "error": f"{type(exc).__name__}: {exc}"[:500],
+        })
     delivery.last_status_code = status_code
     delivery.last_error = error
     if not error:

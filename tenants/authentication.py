@@ -72,11 +72,14 @@ def tenant_for_request(request) -> Tenant:
     return tenant
 
 
-# Dashboard users act with scopes that follow their role.
+# Dashboard users act with scopes that follow their role: members neither manage keys nor
+# the tenant's settings.
 _ROLE_SCOPES = {
     Membership.Role.OWNER: {scope.value for scope in ApiKey.Scope},
     Membership.Role.ADMIN: {scope.value for scope in ApiKey.Scope},
-    Membership.Role.MEMBER: {scope.value for scope in ApiKey.Scope} - {ApiKey.Scope.KEYS.value},
+    Membership.Role.MEMBER: (
+        {scope.value for scope in ApiKey.Scope} - {ApiKey.Scope.KEYS.value, ApiKey.Scope.ADMIN.value}
+    ),
 }
 
 

@@ -48,7 +48,7 @@ class ApiKeyCreateForm(forms.Form):
     scopes = forms.MultipleChoiceField(
         choices=ApiKey.Scope.choices,
         widget=forms.CheckboxSelectMultiple,
-        initial=[scope.value for scope in ApiKey.Scope if scope != ApiKey.Scope.KEYS],
+        initial=[scope.value for scope in ApiKey.Scope if scope not in (ApiKey.Scope.KEYS, ApiKey.Scope.ADMIN)],
         error_messages={"required": "Choose at least one scope."},
     )
 

@@ -140,6 +140,8 @@ class ApiKey(TenantOwnedModel):
         BATCHES = "batches", "Manage batches"
         USAGE = "usage", "Read usage and tenant details"
         KEYS = "keys", "Manage API keys"
+        # Tenant settings that redirect data or money (the webhook receiver and its secret).
+        ADMIN = "admin", "Manage tenant settings (webhooks)"
 
     name = models.CharField(max_length=100)
     # The visible start of the key (e.g. "prl_Ab12Cd34"), unique, used to find the row.

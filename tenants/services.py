@@ -14,6 +14,7 @@ from django.utils.text import slugify
 from tenants.errors import ApplicationError, InvalidState
 from tenants.keys import generate_key
 from tenants.models import ApiKey, AuditEvent, Membership, Plan, Tenant, TenantQuota
+from tenants.outbound import webhook_url_validate
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -289,10 +290,8 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 @transaction.atomic
 def tenant_webhook_url_set(*, tenant: Tenant, url: str, context: AuditContext = SYSTEM) -> Tenant:
     """The default receiver of batch events (validated like every webhook URL)."""
-    from batches.webhooks import webhook_url_validate
-
     if url:
-        webhook_url_validate(url)
+        webhook_url_validate(url, field="url")
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     tenant.webhook_url = url
     tenant.full_clean()

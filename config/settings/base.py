@@ -274,7 +274,16 @@ PARLA_WORKER_HEARTBEAT_SECONDS = env.float("PARLA_WORKER_HEARTBEAT_SECONDS", def
 # How often each worker runs the upkeep (recovery of lost jobs, stale holds); one at a time.
 PARLA_MAINTENANCE_INTERVAL_SECONDS = env.int("PARLA_MAINTENANCE_INTERVAL_SECONDS", default=60)
 # Webhook receivers on loopback or private networks (tests, intranets) need this switched on.
+# Link-local addresses (the cloud metadata service) and 0.0.0.0 stay refused either way.
 PARLA_WEBHOOK_ALLOW_PRIVATE = env.bool("PARLA_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Ports webhook receivers may listen on besides 80 and 443 (tenants/outbound.py).
+PARLA_WEBHOOK_ALLOWED_PORTS = []
+for _port in env.list("PARLA_WEBHOOK_ALLOWED_PORTS", default=[]):
+    if not (_port.strip().isdigit() and 0 < int(_port) < 65536):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"PARLA_WEBHOOK_ALLOWED_PORTS: {_port!r} is not a TCP port (1-65535).")
+    PARLA_WEBHOOK_ALLOWED_PORTS.append(int(_port))
 # Ledger rows are added to the daily rollups this long after a job finishes, one run per tenant
 # per window; negative: only by the workers' upkeep and `manage.py usage_rollup`.
 PARLA_USAGE_ROLLUP_DELAY_SECONDS = env.float("PARLA_USAGE_ROLLUP_DELAY_SECONDS", default=5.0)

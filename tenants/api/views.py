@@ -94,7 +94,9 @@ def _webhook_settings(tenant) -> dict:
 class WebhookSettingsView(TenantScopedAPIView):
     """The tenant's default webhook receiver and signing secret."""
 
-    required_scope = ApiKey.Scope.BATCHES.value
+    # SECURITY: whoever sets the receiver or reads the secret can redirect or forge batch events:
+    # owners and admins, or keys given the admin scope.
+    required_scope = ApiKey.Scope.ADMIN.value
 
     @extend_schema(operation_id="tenant_webhook_retrieve", responses=WebhookSettingsOutputSerializer,
                    tags=["tenant"])
@@ -114,7 +116,7 @@ class WebhookSettingsView(TenantScopedAPIView):
 
 
 class WebhookSecretRotateView(TenantScopedAPIView):
-    required_scope = ApiKey.Scope.BATCHES.value
+    required_scope = ApiKey.Scope.ADMIN.value
 
     @extend_schema(operation_id="tenant_webhook_secret_rotate", request=None,
                    responses=WebhookSettingsOutputSerializer, tags=["tenant"],

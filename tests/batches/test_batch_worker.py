@@ -242,13 +242,15 @@ def test_batch_end_delivers_a_signed_webhook_and_logs_it(api_client_for, workers
     from batches.webhooks import SIGNATURE_HEADER, verify
     from tests.batches.test_webhooks import Receiver
 
-    settings.PARLA_WEBHOOK_ALLOW_PRIVATE = True  # The receiver listens on loopback.
+    settings.PARLA_WEBHOOK_ALLOW_PRIVATE = True  # The receiver listens on loopback,
     receiver = Receiver([500, 200])  # The first attempt fails; the retry is delivered.
+    port = str(receiver.server.server_port)
+    settings.PARLA_WEBHOOK_ALLOWED_PORTS = [int(port)]  # on a port of its own.
     try:
         tenant = TenantFactory()
         client = api_client_for(tenant)
         batch = _batch(client, _sentences(3), webhook_url=receiver.url)
-        pool = workers(PARLA_WEBHOOK_ALLOW_PRIVATE="true")
+        pool = workers(PARLA_WEBHOOK_ALLOW_PRIVATE="true", PARLA_WEBHOOK_ALLOWED_PORTS=port)
         pool.start()
         _wait(lambda: len(receiver.requests) >= 2, timeout=240, what="the webhook retry", workers=pool)
     finally:

@@ -158,6 +158,23 @@ def test_key_create_shows_the_secret_once(owner, owner_client):
     assert api_key.prefix in later
 
 
+def test_key_page_offers_the_admin_scope_unchecked(owner_client):
+    page = owner_client.get("/app/keys/").content.decode()
+
+    admin_box = page.split('value="admin"')[0].rsplit("<input", 1)[1] + page.split('value="admin"')[1].split(">")[0]
+    assert "Manage tenant settings (webhooks)" in page
+    assert "checked" not in admin_box
+
+
+def test_key_created_with_the_admin_scope_reads_the_webhook_settings(owner, owner_client):
+    page = owner_client.post("/app/keys/", {"name": "ops", "scopes": ["admin"]}).content.decode()
+    secret = page.split('id="new-key-secret" class="mono" type="text" value="')[1].split('"')[0]
+
+    response = Client().get("/api/v1/tenant/webhook", HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+    assert (response.status_code, response.json()["secret"]) == (200, owner.tenant.webhook_secret)
+
+
 def test_key_created_on_the_page_authenticates_the_api(owner_client):
     page = owner_client.post("/app/keys/", {"name": "ci", "scopes": ["usage"]}).content.decode()
     secret = page.split('id="new-key-secret" class="mono" type="text" value="')[1].split('"')[0]
@@ -361,6 +378,7 @@ def test_settings_lists_only_the_tenants_members(owner, owner_client):
 
 def test_webhook_url_is_saved(owner, owner_client, settings):
     settings.PARLA_WEBHOOK_ALLOW_PRIVATE = True  # The receiver would be a local server.
+    settings.PARLA_WEBHOOK_ALLOWED_PORTS = [9000]
 
     owner_client.post("/app/settings/webhook", {"url": "http://127.0.0.1:9000/parla"})
 
@@ -369,10 +387,10 @@ def test_webhook_url_is_saved(owner, owner_client, settings):
 
 
 def test_webhook_url_to_a_private_address_is_explained(owner, owner_client):
-    response = owner_client.post("/app/settings/webhook", {"url": "http://127.0.0.1:9000/parla"})
+    response = owner_client.post("/app/settings/webhook", {"url": "http://127.0.0.1/parla"})
 
     owner.tenant.refresh_from_db()
-    assert "resolves to a private or loopback address" in response.content.decode()
+    assert "resolves to a private, loopback or otherwise non-public address" in response.content.decode()
     assert owner.tenant.webhook_url == ""
 
 
