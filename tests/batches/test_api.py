@@ -146,6 +146,25 @@ def test_batch_runs_to_completion_with_progress_usage_and_export(api_client_for,
     assert all(float(row["duration"]) > 0 for row in rows)
 
 
+def test_batch_manifest_csv_escapes_texts_that_are_formulas(api_client_for, dispatched, run_batch):
+    tenant = TenantFactory()
+    client = api_client_for(tenant)
+    texts = ["=1+1", "@SUM(A1) adds a column.", "-3 degrees tonight.", "A plain line."]
+    created = client.post("/api/v1/batches", {"items": [{"text": text} for text in texts], "format": "wav"},
+                          format="json")
+    batch = run_batch(Batch.objects.for_tenant(tenant).get(pk=created.json()["id"]))
+
+    export = client.get(f"/api/v1/batches/{batch.pk}/export")
+
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(export.streaming_content)))
+    rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+    assert [row["text"] for row in rows] == ["'=1+1", "'@SUM(A1) adds a column.", "'-3 degrees tonight.",
+                                             "A plain line."]
+    assert [row["index"] for row in rows] == ["1", "2", "3", "4"]  # Numbers are written as they are.
+    manifest = json.loads(archive.read("manifest.json"))
+    assert [item["text"] for item in manifest["items"]] == texts  # JSON is not a spreadsheet.
+
+
 def test_batch_items_are_listed_in_input_order(api_client_for, dispatched):
     tenant = TenantFactory()
     client = api_client_for(tenant)
