@@ -23,7 +23,7 @@ from batches.services import batch_cancel, batch_create, batch_progress, batch_r
 from synthesis.api.views import job_audio_response
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
-from tenants.dashboard import form_add_application_error, tenant_page
+from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, ErrorCode, NotFound
 from tenants.selectors import tenant_usage_summary
 from tenants.services import AuditContext
@@ -197,6 +197,7 @@ def _create(request, form: BatchCreateForm) -> Batch | None:
 
 
 @tenant_page
+@posts_rate_limited
 def batch_create_page(request):
     voices = voice_list(tenant=request.tenant)
     posted = request.method == "POST"

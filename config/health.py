@@ -1,5 +1,13 @@
-"""GET /health: database, cache and broker (and workers with ?deep=1). 200 if all pass, else 503."""
+"""GET /health: database, cache and broker (and workers with ?deep=1). 200 if all pass, else 503.
 
+The plain check is public (load balancers, the container healthcheck): a failure says only
+which part is down ("database unreachable"), never the exception, whose text can name hosts,
+users or paths; the exception goes to the log. ?deep=1 sends a message through the broker and
+waits for a worker, so it costs work and names what failed: it answers only loopback clients
+and requests bearing PARLA_METRICS_TOKEN, like /metrics.
+"""
+
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -12,7 +20,12 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from config.client_address import client_address, is_loopback
 from config.embedded import embedded_worker_running
+from config.metrics import metrics_token_presented
+from tenants.errors import ErrorCode, json_error_response
+
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> str:
@@ -63,6 +76,17 @@ CHECKS: dict[str, Callable[[], str]] = {
     "cache": _check_cache,
     "broker": _check_broker,
 }
+# What a failed check says publicly.
+FAILURES = {
+    "database": "database unreachable",
+    "cache": "cache unreachable",
+    "broker": "broker unreachable",
+    "worker": "no worker answered",
+}
+
+
+def _deep_allowed(request) -> bool:
+    return is_loopback(client_address(request)) or metrics_token_presented(request)
 
 
 @never_cache
@@ -70,7 +94,13 @@ CHECKS: dict[str, Callable[[], str]] = {
 def health(request):
     """?deep=1 also checks that a worker consumes the default queue (slower)."""
     checks = dict(CHECKS)
-    if request.GET.get("deep") in {"1", "true"}:
+    deep = request.GET.get("deep") in {"1", "true"}
+    if deep:
+        if not _deep_allowed(request):
+            return json_error_response(
+                ErrorCode.PERMISSION_DENIED,
+                "?deep=1 is for operators: call it from the host itself or send the metrics token.", 403,
+            )
         checks["worker"] = _check_worker
     results, healthy = {}, True
     for name, check in checks.items():
@@ -80,7 +110,10 @@ def health(request):
             results[name] = {"ok": True, "backend": detail}
         except Exception as exc:  # noqa: BLE001  any failure is a failed check, reported
             healthy = False
-            results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            logger.warning("health.check_failed", extra={"check": name}, exc_info=True)
+            results[name] = {"ok": False, "error": FAILURES[name]}
+            if deep:  # an operator asked: the exception helps and reaches no one else
+                results[name]["detail"] = f"{type(exc).__name__}: {exc}"[:300]
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
     body = {
         "status": "ok" if healthy else "unavailable",

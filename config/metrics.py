@@ -5,8 +5,9 @@ Who may read it:
 - PARLA_METRICS_ALLOWED_NETWORKS set: the client address must be in one of those networks;
 - both set: both must hold; neither set: loopback clients only.
 A client outside the networks gets 404 (the endpoint does not exist for it); one inside them
-with a missing or wrong token gets 403. The address checked is the TCP peer's (REMOTE_ADDR),
-never a forwarded header a client could write.
+with a missing or wrong token gets 403. The address checked is the client's as
+config.client_address finds it: the TCP peer (REMOTE_ADDR), or X-Forwarded-For only when the
+peer is one of PARLA_TRUSTED_PROXIES.
 """
 
 import hmac
@@ -17,11 +18,8 @@ from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 
 from analytics.metrics import metrics_render
+from config.client_address import LOOPBACK, IPNetwork, address_in, client_address
 from tenants.errors import ErrorCode, json_error_response
-
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _networks() -> tuple[IPNetwork, ...]:
@@ -36,20 +34,11 @@ def _networks() -> tuple[IPNetwork, ...]:
     return LOOPBACK
 
 
-def _client_in(networks: tuple[IPNetwork, ...], remote_addr: str) -> bool:
-    try:
-        address = ipaddress.ip_address(remote_addr)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
-    return any(address in network for network in networks if network.version == address.version)
-
-
-def _token_matches(request) -> bool:
+def metrics_token_presented(request) -> bool:
+    """The request carries PARLA_METRICS_TOKEN (False when none is configured)."""
     expected = settings.PARLA_METRICS_TOKEN
     if not expected:
-        return True
+        return False
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
@@ -58,9 +47,9 @@ def _token_matches(request) -> bool:
 
 @never_cache
 def metrics(request):
-    if not _client_in(_networks(), request.META.get("REMOTE_ADDR", "")):
+    if not address_in(client_address(request), _networks()):
         return json_error_response(ErrorCode.NOT_FOUND, "Not found.", 404)
-    if not _token_matches(request):
+    if settings.PARLA_METRICS_TOKEN and not metrics_token_presented(request):
         return json_error_response(ErrorCode.PERMISSION_DENIED, "A valid metrics token is required.", 403)
     if request.method not in ("GET", "HEAD"):
         response = json_error_response(ErrorCode.METHOD_NOT_ALLOWED, "Use GET.", 405)

@@ -7,9 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from config.health import health
 from config.metrics import metrics
 from synthesis.api.openai import OpenAISpeechView
+from tenants.accounts_urls import sign_in_account_key
 
-# Operators' login is a brute-force target: at most 10 POSTs per minute per address.
-admin.site.login = ratelimit(key="ip", rate="10/m", method="POST", block=True)(admin.site.login)
+# Operators' login is a brute-force target: at most 10 POSTs per minute per client address
+# (config.client_address, through RATELIMIT_IP_META_KEY) and per account.
+admin.site.login = ratelimit(key="ip", rate="10/m", method="POST", block=True)(
+    ratelimit(key=sign_in_account_key, rate="10/m", method="POST", block=True)(admin.site.login)
+)
 admin.site.site_header = "Parla operations"
 admin.site.site_title = "Parla"
 

@@ -15,7 +15,7 @@ from synthesis.forms import SpeakForm
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
 from synthesis.services import synthesis_job_create
-from tenants.dashboard import form_add_application_error, tenant_page
+from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, NotFound
 from tenants.selectors import tenant_usage_summary
 from voices.selectors import voice_list
@@ -44,6 +44,7 @@ def _queue_job(request, form: SpeakForm) -> SynthesisJob | None:
 
 
 @tenant_page
+@posts_rate_limited
 def speak_page(request):
     voices = voice_list(tenant=request.tenant)
     form = SpeakForm(request.POST or None, voices=voices, default_voice=settings.PARLA_DEFAULT_VOICE)

@@ -25,9 +25,19 @@ def _too_many_attempts_page(view):
     return wrapper
 
 
+def sign_in_account_key(group, request) -> str:
+    """The account a sign-in attempt is for, as the sign-in form reads it.
+
+    SECURITY: normalised, so that "Alice@X.com " and "alice@x.com" (the same account) share
+    one budget instead of multiplying it.
+    """
+    return request.POST.get("username", "").strip().lower()
+
+
 # Sign-in is a brute-force target: per address and per account, like the operators' login.
+# key="ip" is the client's address (config.client_address, through RATELIMIT_IP_META_KEY).
 sign_in = _too_many_attempts_page(ratelimit(key="ip", rate="30/m", method="POST", block=True)(
-    ratelimit(key="post:username", rate="10/m", method="POST", block=True)(
+    ratelimit(key=sign_in_account_key, rate="10/m", method="POST", block=True)(
         auth_views.LoginView.as_view(authentication_form=SignInForm, redirect_authenticated_user=True)
     )
 ))

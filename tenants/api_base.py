@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from tenants.authentication import tenant_for_request
 from tenants.errors import RateLimited
-from tenants.ratelimit import rate_limit_hit
+from tenants.ratelimit import tenant_rate_limit_hit
 
 _SEALED = ("perform_authentication", "get_queryset", "get_object", "initial", "finalize_response")
 _UNSET = object()
@@ -43,8 +43,7 @@ class TenantScopedMixin:
         self._apply_rate_limit(request)
 
     def _apply_rate_limit(self, request) -> None:
-        plan = request.tenant.plan
-        result = rate_limit_hit(key=f"tenant:{request.tenant.pk}", limit=plan.requests_per_minute)
+        result = tenant_rate_limit_hit(tenant=request.tenant)
         request.parla_rate_limit = result
         if not result.allowed:
             raise RateLimited(

@@ -14,13 +14,14 @@ from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
 from tenants.authentication import tenant_for_request
-from tenants.errors import ApplicationError, NoTenant, NotFound, TenantSuspended
+from tenants.errors import ApplicationError, ErrorCode, NoTenant, NotFound, TenantSuspended, error_body
 from tenants.models import Membership
+from tenants.ratelimit import RateLimitResult, tenant_rate_limit_hit
 from tenants.selectors import membership_list_for_user, membership_role
 
 # Roles that manage keys, members and settings.
@@ -78,6 +79,46 @@ def tenant_page(view=None, *, managers_only: bool = False):
         return wrapper
 
     return decorator(view) if view is not None else decorator
+
+
+def posts_rate_limited(view=None, *, json: bool = False):
+    """Count each POST to a page that makes work against the plan's requests per minute.
+
+    Wrap the view inside `tenant_page`. The window is the one the API counts in, so moving
+    from the API to the dashboard gains nothing. Over the limit the view does not run: a 429
+    page (or, with json=True, the API's error body) says how long to wait.
+    """
+
+    def decorator(func):
+        @wraps(func)
+        def wrapper(request, *args, **kwargs):
+            if request.method == "POST":
+                result = tenant_rate_limit_hit(tenant=request.tenant)
+                if not result.allowed:
+                    return _rate_limited_response(request, result, json=json)
+            return func(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator(view) if view is not None else decorator
+
+
+def _rate_limited_response(request, result: RateLimitResult, *, json: bool):
+    wait = max(1, result.reset_seconds)
+    message = (f"Too many requests: this workspace's plan allows {result.limit} a minute. "
+               f"Nothing was made; wait {wait} seconds and try again.")
+    if json:
+        response = JsonResponse(
+            error_body(ErrorCode.RATE_LIMITED, message, {"limit": result.limit, "window_seconds": 60}), status=429
+        )
+    else:
+        response = render(request, "tenants/rate_limited.html", {
+            "message": message, "limit": result.limit, "wait_seconds": wait, "back_url": request.get_full_path(),
+        }, status=429)
+    response["Retry-After"] = str(wait)
+    for header, value in result.headers().items():
+        response[header] = value
+    return response
 
 
 def _nav(request, role: str | None) -> list[dict]:

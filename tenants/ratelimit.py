@@ -115,3 +115,12 @@ def rate_limit_hit(*, key: str, limit: int, window_seconds: int = 60) -> RateLim
         remaining=max(0, limit - count),
         reset_seconds=max(1, math.ceil(reset)) if count else 0,
     )
+
+
+def tenant_rate_limit_hit(*, tenant) -> RateLimitResult:
+    """Count one request against the tenant's plan (requests_per_minute).
+
+    The API counts every request here and the dashboard every page post that makes work, in
+    one window per tenant: the plan's limit holds however the work is asked for.
+    """
+    return rate_limit_hit(key=f"tenant:{tenant.pk}", limit=tenant.plan.requests_per_minute)

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from config.client_address import client_address
 from tenants.errors import ApplicationError, InvalidState
 from tenants.keys import generate_key
 from tenants.models import ApiKey, AuditEvent, Membership, Plan, Tenant, TenantQuota
@@ -38,7 +39,7 @@ class AuditContext:
         return cls(
             user=user,
             api_key=api_key,
-            ip_address=request.META.get("REMOTE_ADDR") or None,
+            ip_address=client_address(request) or None,
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:400],
         )
 

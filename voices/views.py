@@ -22,7 +22,7 @@ from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from synthesis.services import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
-from tenants.dashboard import form_add_application_error, tenant_page
+from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, ErrorCode, error_body
 from tenants.services import AuditContext
 from voices.audio_checks import MAX_SPEECH_SECONDS, MIN_SPEECH_SECONDS, reference_quality_report, reference_validate
@@ -198,6 +198,7 @@ def _create(request, form: VoiceCreateForm) -> VoiceProfile | None:
 
 
 @tenant_page
+@posts_rate_limited
 def voice_create(request):
     posted = request.method == "POST"
     form = VoiceCreateForm(request.POST if posted else None, request.FILES if posted else None)
@@ -315,6 +316,7 @@ def _json_error(exc: ApplicationError) -> JsonResponse:
 
 @require_POST
 @tenant_page
+@posts_rate_limited(json=True)
 def reference_check(request):
     """Validate one recording and report its quality, as making the voice would; store nothing."""
     form = ReferenceCheckForm(request.POST, request.FILES)

@@ -299,6 +299,15 @@ PARLA_METRICS_ALLOWED_NETWORKS = [
     ipaddress.ip_network(value, strict=False)
     for value in env.list("PARLA_METRICS_ALLOWED_NETWORKS", default=[])
 ]
+# Proxies (CIDRs) whose X-Forwarded-For names the client (config/client_address.py): sign-in
+# limits, audit events, /metrics and /health?deep=1 use that address. Empty: REMOTE_ADDR is the
+# client and the header is ignored. List only proxies you run; a client can write the header.
+PARLA_TRUSTED_PROXIES = [
+    ipaddress.ip_network(value, strict=False)
+    for value in env.list("PARLA_TRUSTED_PROXIES", default=[])
+]
+# django-ratelimit's key="ip" counts per client address, not per proxy.
+RATELIMIT_IP_META_KEY = "config.client_address.ratelimit_client_ip"
 
 # --- Logging ----------------------------------------------------------------------------
 # Lines on stdout carry request_id and tenant_id (config/logging.py). "plain" reads well in a
