@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 
 from tenants.models import ApiKey, Membership
 
@@ -60,8 +60,10 @@ class ApiKeyCreateForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
+    # An account's username is its email address, and usernames hold at most 150 characters.
     email = forms.EmailField(
-        label="Email address", widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@company.com"})
+        label="Email address", max_length=150,
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "placeholder": "name@company.com"}),
     )
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
@@ -83,3 +85,13 @@ class WebhookForm(forms.Form):
         help_text="Batch events are POSTed here, signed with the secret below. Leave empty to switch off.",
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/parla/webhooks"}),
     )
+
+
+class InvitationAccountForm(SetPasswordForm):
+    """The password of the account an invited person creates while accepting (Django's rules)."""
+
+    def __init__(self, *args, email: str, **kwargs):
+        # The password validators compare the password with the account it is for.
+        super().__init__(get_user_model()(username=email, email=email), *args, **kwargs)
+        self.fields["new_password1"].label = "Choose a password"
+        self.fields["new_password2"].label = "The same password again"

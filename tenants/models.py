@@ -273,3 +273,40 @@ class IdempotencyRecord(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"idempotency key {self.key[:16]}"
+
+
+class Invitation(TenantOwnedModel):
+    """An offer to join a tenant, sent to an e-mail address; it becomes a membership only when
+    the person signed in with that address accepts it. Inviting never reveals or touches an
+    existing account."""
+
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER)
+    # SHA-256 of the token in the e-mailed link; the token itself is never stored.
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            # One open invitation per address; inviting again renews it.
+            models.UniqueConstraint(
+                fields=["tenant", "email"], condition=models.Q(accepted_at__isnull=True),
+                name="invitation_unique_pending",
+            )
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None and self.expires_at > timezone.now()

@@ -6,9 +6,11 @@ from datetime import date, datetime
 
 from django.db import connections
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from tenants.errors import NotFound
-from tenants.models import ApiKey, AuditEvent, Membership, Plan, Tenant, TenantQuota, UsagePeriod
+from tenants.keys import hash_secret
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Plan, Tenant, TenantQuota, UsagePeriod, User
 from tenants.quotas import period_bounds
 
 
@@ -85,6 +87,41 @@ def membership_get(*, tenant: Tenant, membership_id: int) -> Membership:
 def membership_list_for_user(*, user) -> QuerySet[Membership]:
     """The signed-in user's own memberships, across tenants (the dashboard's tenant switcher)."""
     return Membership.objects.filter(user=user, tenant__status=Tenant.Status.ACTIVE).select_related("tenant")
+
+
+def invitation_list_pending(*, tenant: Tenant) -> QuerySet[Invitation]:
+    """Invitations not accepted yet, expired ones included (the page says they expired)."""
+    return Invitation.objects.for_tenant(tenant).filter(accepted_at__isnull=True).order_by("created_at")
+
+
+def invitation_get(*, tenant: Tenant, invitation_id: int) -> Invitation:
+    invitation = Invitation.objects.for_tenant(tenant).filter(pk=invitation_id).first()
+    if invitation is None:
+        raise NotFound()
+    return invitation
+
+
+def invitation_get_by_token(*, token: str) -> Invitation:
+    """The open invitation a link's token belongs to; unknown, used and expired tokens alike
+    raise NotFound.
+
+    SECURITY: the token is the credential here, like an API key, so the lookup is by its hash
+    across tenants; the tenant comes from the invitation row, never from the URL.
+    """
+    if not token or len(token) > 128:
+        raise NotFound("This invitation is no longer valid.")
+    invitation = (
+        Invitation.objects.select_related("tenant", "invited_by")
+        .filter(token_hash=hash_secret(token), accepted_at__isnull=True, expires_at__gt=timezone.now())
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("This invitation is no longer valid.")
+    return invitation
+
+
+def user_has_account(*, email: str) -> bool:
+    return User.objects.filter(email__iexact=email).exists()
 
 
 def audit_event_list(*, tenant: Tenant) -> QuerySet[AuditEvent]:

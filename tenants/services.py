@@ -2,19 +2,21 @@
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from config.client_address import client_address
-from tenants.errors import ApplicationError, InvalidState
-from tenants.keys import generate_key
-from tenants.models import ApiKey, AuditEvent, Membership, Plan, Tenant, TenantQuota
+from tenants.errors import ApplicationError, Forbidden, InvalidState, NotFound
+from tenants.keys import generate_key, hash_secret
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Plan, Tenant, TenantQuota
 from tenants.outbound import webhook_url_validate
 
 logger = logging.getLogger(__name__)
@@ -205,6 +207,101 @@ def user_get_or_create(*, email: str, password: str | None = None) -> tuple[Any,
     user.full_clean()
     user.save()
     return user, True
+
+
+@dataclass(frozen=True)
+class CreatedInvitation:
+    invitation: Invitation
+    token: str
+
+
+@transaction.atomic
+def invitation_create(
+    *, tenant: Tenant, email: str, role: str = Membership.Role.MEMBER, context: AuditContext = SYSTEM
+) -> CreatedInvitation:
+    """Invite an address to the tenant. The token for the e-mailed link is returned here once.
+
+    Inviting an address again renews its open invitation (new link, expiry and role); the
+    old link stops working. SECURITY: nothing here reads or changes accounts, so the inviter
+    learns nothing about whether the address has one, and nobody joins without accepting.
+    """
+    email = User.objects.normalize_email(email).strip().lower()
+    if role not in Membership.Role.values:
+        raise ApplicationError(f"Unknown role {role!r}.", extra={"fields": {"role": ["Unknown role."]}})
+    Tenant.objects.select_for_update().get(pk=tenant.pk)  # one open invitation per address, even in a race
+    if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
+        message = f"{email} is already a member of {tenant.name}."
+        raise InvalidState(message, extra={"fields": {"email": [message]}})
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.for_tenant(tenant).filter(email=email, accepted_at__isnull=True).first()
+    if invitation is None:
+        invitation = Invitation(tenant=tenant, email=email)
+    invitation.role = role
+    invitation.token_hash = hash_secret(token)  # 256 random bits: a fast hash is enough
+    invitation.invited_by = context.user
+    invitation.expires_at = timezone.now() + timedelta(days=settings.PARLA_INVITATION_DAYS)
+    invitation.full_clean()
+    invitation.save()
+    audit_event_record(
+        tenant=tenant, action="invitation.created", context=context, obj=invitation,
+        extra={"email": email, "role": role},
+    )
+    return CreatedInvitation(invitation=invitation, token=token)
+
+
+@transaction.atomic
+def invitation_revoke(*, tenant: Tenant, invitation: Invitation, context: AuditContext = SYSTEM) -> None:
+    invitation = Invitation.objects.for_tenant(tenant).select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:
+        raise InvalidState("This invitation was already accepted.")
+    audit_event_record(
+        tenant=tenant, action="invitation.revoked", context=context, obj=invitation,
+        extra={"email": invitation.email, "role": invitation.role},
+    )
+    invitation.delete()
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user, context: AuditContext = SYSTEM) -> Membership:
+    """The invited person joins the tenant with the invitation's role.
+
+    SECURITY: only a user whose e-mail address is the invited one may accept; a forwarded or
+    leaked link is no use to anybody else who is signed in.
+    """
+    tenant = invitation.tenant
+    invitation = Invitation.objects.for_tenant(tenant).select_for_update().filter(pk=invitation.pk).first()
+    if invitation is None or not invitation.is_pending:
+        raise NotFound("This invitation is no longer valid.")
+    if (user.email or "").lower() != invitation.email:
+        raise Forbidden("This invitation was sent to another e-mail address.")
+    membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
+    if membership is None:
+        membership = membership_create(tenant=tenant, user=user, role=invitation.role, context=context)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_event_record(
+        tenant=tenant, action="invitation.accepted", context=context, obj=invitation,
+        extra={"email": invitation.email, "role": membership.role},
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_accept_with_new_account(
+    *, invitation: Invitation, password: str, context: AuditContext = SYSTEM
+) -> Membership:
+    """Someone invited without an account creates it (with this password) and joins."""
+    exists = InvalidState("An account with this address exists: sign in to accept the invitation.")
+    try:
+        with transaction.atomic():
+            user, created = user_get_or_create(email=invitation.email, password=password)
+    except (IntegrityError, ValidationError):  # the address was taken by a concurrent request
+        raise exists from None
+    if not created:
+        # SECURITY: never sign the visitor in to an account that already existed.
+        raise exists
+    return invitation_accept(invitation=invitation, user=user, context=replace(context, user=user))
 
 
 @dataclass(frozen=True)

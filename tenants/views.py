@@ -1,46 +1,53 @@
-"""Dashboard pages of the tenant: API keys, settings (members, webhook, plan) and the switcher.
+"""Dashboard pages of the tenant: API keys, settings (members, webhook, plan), invitations and
+the switcher.
 
 Each view parses a form, calls the same services and selectors as the API, and renders.
 """
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.tokens import default_token_generator
+from django.contrib.auth.views import redirect_to_login
 from django.core.mail import send_mail
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.encoding import force_bytes
-from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from tenants.authentication import SESSION_TENANT_KEY
 from tenants.dashboard import form_add_application_error, tenant_page
-from tenants.errors import ApplicationError
-from tenants.forms import ApiKeyCreateForm, MemberAddForm, WebhookForm
+from tenants.errors import ApplicationError, Forbidden, NotFound
+from tenants.forms import ApiKeyCreateForm, InvitationAccountForm, MemberAddForm, WebhookForm
 from tenants.models import ApiKey, Membership
 from tenants.selectors import (
     api_key_get,
     api_key_list,
+    invitation_get,
+    invitation_get_by_token,
+    invitation_list_pending,
     membership_get,
     membership_list,
     membership_list_for_user,
-    membership_role,
     tenant_usage_summary,
+    user_has_account,
 )
 from tenants.services import (
     AuditContext,
+    CreatedInvitation,
     api_key_create,
     api_key_revoke,
-    membership_create,
+    invitation_accept,
+    invitation_accept_with_new_account,
+    invitation_create,
+    invitation_revoke,
     membership_delete,
     membership_role_change,
     tenant_webhook_secret_rotate,
     tenant_webhook_url_set,
-    user_get_or_create,
 )
 
 
@@ -119,6 +126,7 @@ def _settings_page(request, *, member_form=None, webhook_form=None, status: int 
     usage = tenant_usage_summary(tenant=tenant)
     return render(request, "tenants/settings.html", {
         "memberships": membership_list(tenant=tenant).order_by("created_at"),
+        "invitations": invitation_list_pending(tenant=tenant),
         "member_form": member_form or MemberAddForm(actor_role=request.tenant_role),
         "role_choices": Membership.Role.choices,
         "webhook_form": webhook_form or WebhookForm(initial={"url": tenant.webhook_url}),
@@ -140,45 +148,106 @@ def settings_page(request):
     return _settings_page(request)
 
 
-def _invite(request, user, tenant) -> None:
-    """Email a new member a link to choose their password (the password-reset confirm page)."""
-    link = request.build_absolute_uri(reverse("password_reset_confirm", kwargs={
-        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-        "token": default_token_generator.make_token(user),
-    }))
-    context = {"tenant": tenant, "inviter": request.user, "link": link,
-               "days": settings.PASSWORD_RESET_TIMEOUT // 86400}
+def _invitation_send(request, created: CreatedInvitation) -> None:
+    """The same e-mail whether or not the address has an account: the link's page tells them apart."""
+    invitation = created.invitation
+    link = request.build_absolute_uri(reverse("tenants:invitation-accept", kwargs={"token": created.token}))
+    context = {"tenant": request.tenant, "inviter": request.user, "link": link,
+               "role": invitation.get_role_display().lower(), "days": settings.PARLA_INVITATION_DAYS}
     send_mail(
-        subject=f"You have been added to {tenant.name} on Parla",
-        message=render_to_string("registration/invitation_email.txt", context),
+        subject=f"You are invited to join {request.tenant.name} on Parla",
+        message=render_to_string("tenants/invitation_email.txt", context),
         from_email=None,
-        recipient_list=[user.email],
+        recipient_list=[invitation.email],
     )
 
 
 @require_POST
 @tenant_page(managers_only=True)
 def member_add(request):
+    """Invite someone. Nobody is added until they accept, whether or not they have an account."""
     form = MemberAddForm(request.POST, actor_role=request.tenant_role)
     if not form.is_valid():
         return _settings_page(request, member_form=form)
-    email = form.cleaned_data["email"]
-    user, created_user = user_get_or_create(email=email)
-    if membership_role(tenant=request.tenant, user=user) is not None:
-        form.add_error("email", f"{email} is already a member of {request.tenant.name}.")
-        return _settings_page(request, member_form=form)
     try:
-        membership_create(tenant=request.tenant, user=user, role=form.cleaned_data["role"],
-                          context=AuditContext.from_request(request))
+        created = invitation_create(tenant=request.tenant, email=form.cleaned_data["email"],
+                                    role=form.cleaned_data["role"], context=AuditContext.from_request(request))
     except ApplicationError as exc:
         form_add_application_error(form, exc)
         return _settings_page(request, member_form=form)
-    if created_user:
-        _invite(request, user, request.tenant)
-        messages.success(request, f"{user.email} was added and emailed a link to choose a password.")
-    else:
-        messages.success(request, f"{user.email} was added as {form.cleaned_data['role']}.")
+    _invitation_send(request, created)
+    invitation = created.invitation
+    # SECURITY: the same words for every address, so the page does not tell who has an account.
+    messages.success(request, f"If {invitation.email} can receive e-mail, we sent it an invitation to join as "
+                              f"{invitation.get_role_display().lower()}. It becomes a member once the invitation "
+                              f"is accepted (the link works for {settings.PARLA_INVITATION_DAYS} days).")
     return redirect(reverse("tenants:settings") + "#members")
+
+
+@require_POST
+@tenant_page(managers_only=True)
+def invitation_revoke_view(request, invitation_id: int):
+    invitation = invitation_get(tenant=request.tenant, invitation_id=invitation_id)
+    if invitation.role == Membership.Role.OWNER and request.tenant_role != Membership.Role.OWNER:
+        messages.error(request, "Only an owner can withdraw an invitation to become owner.")
+        return redirect(reverse("tenants:settings") + "#members")
+    try:
+        invitation_revoke(tenant=request.tenant, invitation=invitation, context=AuditContext.from_request(request))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The invitation of {invitation.email} is withdrawn; its link no longer works.")
+    return redirect(reverse("tenants:settings") + "#members")
+
+
+@never_cache
+def invitation_accept_page(request, token: str):
+    """Where an invitation's link leads. Only the invited address can accept: signed in with
+    it, or, when it has no account yet, by creating one here."""
+    try:
+        invitation = invitation_get_by_token(token=token)
+    except NotFound:
+        return render(request, "tenants/invitation.html", {"state": "invalid"}, status=404)
+    page = {"invitation": invitation, "tenant": invitation.tenant,
+            "role": invitation.get_role_display().lower()}
+    if not request.user.is_authenticated:
+        if user_has_account(email=invitation.email):
+            return redirect_to_login(request.get_full_path())
+        return _invitation_new_account(request, invitation, page)
+    if (request.user.email or "").lower() != invitation.email:
+        return render(request, "tenants/invitation.html", {**page, "state": "other_account"}, status=403)
+    if request.method == "POST":
+        try:
+            membership = invitation_accept(invitation=invitation, user=request.user,
+                                           context=AuditContext.from_request(request))
+        except (NotFound, Forbidden) as exc:
+            return render(request, "tenants/invitation.html", {"state": "invalid", "message": exc.message},
+                          status=exc.status)
+        return _joined(request, membership)
+    return render(request, "tenants/invitation.html", {**page, "state": "accept"})
+
+
+def _invitation_new_account(request, invitation, page: dict):
+    form = InvitationAccountForm(request.POST or None, email=invitation.email)
+    if request.method == "POST" and form.is_valid():
+        try:
+            membership = invitation_accept_with_new_account(
+                invitation=invitation, password=form.cleaned_data["new_password1"],
+                context=AuditContext.from_request(request),
+            )
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+        else:
+            login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+            return _joined(request, membership)
+    return render(request, "tenants/invitation.html", {**page, "state": "new_account", "form": form})
+
+
+def _joined(request, membership):
+    request.session[SESSION_TENANT_KEY] = membership.tenant_id
+    messages.success(request, f"Welcome to {membership.tenant.name}: you are a {membership.get_role_display().lower()} "
+                              "of this workspace.")
+    return redirect("dashboard")
 
 
 @require_POST

@@ -308,6 +308,8 @@ PARLA_TRUSTED_PROXIES = [
 ]
 # django-ratelimit's key="ip" counts per client address, not per proxy.
 RATELIMIT_IP_META_KEY = "config.client_address.ratelimit_client_ip"
+# How long an invitation to a workspace can be accepted.
+PARLA_INVITATION_DAYS = env.int("PARLA_INVITATION_DAYS", default=7)
 
 # --- Logging ----------------------------------------------------------------------------
 # Lines on stdout carry request_id and tenant_id (config/logging.py). "plain" reads well in a

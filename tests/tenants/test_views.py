@@ -5,7 +5,6 @@ exactly like unknown ones, and every form shows its problems in words.
 """
 
 import pytest
-from django.core import mail
 from django.test import Client
 
 from tenants.authentication import SESSION_TENANT_KEY
@@ -267,26 +266,7 @@ def test_key_list_shows_only_the_tenants_own_keys(owner, owner_client):
 # --- Members ----------------------------------------------------------------------------
 
 
-def test_member_add_invites_a_new_person(owner, owner_client):
-    response = owner_client.post("/app/settings/members", {"email": "New.Person@Example.test", "role": "admin"},
-                                 follow=True)
-
-    user = User.objects.get(email="new.person@example.test")
-    membership = Membership.objects.for_tenant(owner.tenant).get(user=user)
-    assert membership.role == "admin"
-    assert "was added and emailed a link" in response.content.decode()
-    assert mail.outbox[0].to == ["new.person@example.test"]
-    assert "/accounts/reset/" in mail.outbox[0].body
-    assert owner.tenant.name in mail.outbox[0].subject
-
-
-def test_member_add_of_an_existing_account_sends_no_invitation(owner, owner_client):
-    existing = UserFactory(email="known@example.test", username="known@example.test")
-
-    owner_client.post("/app/settings/members", {"email": "known@example.test", "role": "member"})
-
-    assert Membership.objects.for_tenant(owner.tenant).filter(user=existing, role="member").exists()
-    assert mail.outbox == []
+# Inviting and accepting: tests/tenants/test_invitations.py.
 
 
 def test_member_add_refuses_someone_already_in(owner, owner_client):
