@@ -47,7 +47,17 @@ def test_compose_defines_services_with_healthchecks():
         assert services[name]["healthcheck"]["test"], name
     assert services["migrate"]["command"][-2:] == ["migrate", "--noinput"]
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert "8000:8000" in services["web"]["ports"]
+
+def test_compose_publishes_web_on_loopback_only():
+    # No proxy service in the file: web is reached through the host's own proxy, so its port is
+    # bound to 127.0.0.1 (a proxy service would make `expose` enough).
+    services = _compose()["services"]
+    web = services["web"]
+    behind_own_proxy = "ports" not in web and "8000" in map(str, web.get("expose", []))
+    assert web.get("ports") == ["127.0.0.1:8000:8000"] or behind_own_proxy
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith(("127.0.0.1:", "[::1]:")), (name, port)
 
 
 def test_compose_app_services_read_env_file():

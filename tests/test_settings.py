@@ -53,6 +53,29 @@ def test_production_settings_refuse_debug():
     assert "DJANGO_DEBUG must be off" in result.stderr
 
 
+def _example_secret_keys() -> list[str]:
+    """Every DJANGO_SECRET_KEY value in the committed example files, commented out or not."""
+    import re
+
+    keys = []
+    for path in (ROOT / ".env.example", ROOT / "docker" / "parla.env.example"):
+        keys += re.findall(r"^#?\s*DJANGO_SECRET_KEY=(\S+)", path.read_text(), re.M)
+    return keys
+
+
+def test_example_files_have_secret_keys_to_refuse():
+    assert len(_example_secret_keys()) >= 2
+
+
+@pytest.mark.parametrize("example_key", _example_secret_keys())
+def test_production_settings_refuse_the_example_secret_keys(example_key):
+    result = _manage("check", env=_production_env(DJANGO_SECRET_KEY=example_key))
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "DJANGO_SECRET_KEY is the example value" in result.stderr
+
+
 def test_readme_documents_every_environment_variable_the_settings_read():
     import re
 

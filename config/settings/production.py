@@ -8,6 +8,17 @@ from .base import *  # noqa: F403
 from .base import DATABASES, REDIS_URL, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+# The placeholders of .env.example and docker/parla.env.example (tests/test_settings.py checks
+# this list against both files): a published key signs anyone's sessions and reset links.
+EXAMPLE_SECRET_KEYS = frozenset({
+    "change-me-to-50-random-characters",
+    "replace-me-with-a-long-random-string",
+})
+if SECRET_KEY.strip() in EXAMPLE_SECRET_KEYS or SECRET_KEY.strip().lower().startswith(("replace-me", "change-me")):
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is the example value from the repository; set a long random one, e.g. "
+        "python -c \"import secrets; print(secrets.token_urlsafe(50))\"."
+    )
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 if DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be off in production.")
