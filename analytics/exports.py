@@ -46,6 +46,12 @@ def statement_csv(*, days: UsageReport, voices: UsageReport) -> str:
     for row in voices.rows:
         writer.writerow(["voice", row.key, *_measures(row)])
     writer.writerow(["total", "", *_measures(days.totals)])
+    if days.enrollments is not None:  # their own kind of usage: processing seconds, no characters
+        enrolled = days.enrollments.totals
+        writer.writerow([])
+        writer.writerow(["section", "key", "enrollments", "succeeded", "failed", "processing_seconds"])
+        writer.writerow(["voice_enrollments", "", enrolled.enrollments, enrolled.succeeded, enrolled.failed,
+                         enrolled.processing_seconds])
     if days.cost is not None:
         writer.writerow([])
         writer.writerow(["cost_estimate", days.cost.currency, f"{days.cost.amount}",

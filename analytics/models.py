@@ -2,7 +2,8 @@
 
 - UsageRecord: one row per finished job (what was billed), written in the transaction that
   settles the job's quota. UsageFailure: one row each time a job fails (no charge).
-  Both are append-only: the application never updates or deletes them.
+  EnrollmentUsage: one row per voice enrollment a worker ran (processing seconds, no
+  characters). All are append-only: the application never updates or deletes them.
 - UsageDaily: per tenant, per day in the tenant's time zone, per voice, engine and API key,
   the sums of the ledger. Built incrementally (see analytics.rollups) and rebuildable.
 - UsageRollupPending: ledger rows not yet added to UsageDaily, written in the same transaction
@@ -109,6 +110,40 @@ class UsageFailure(LedgerModel):
 
     def __str__(self) -> str:
         return f"failure of job {self.job_id} ({self.error_code})"
+
+
+class EnrollmentUsage(LedgerModel):
+    """One voice enrollment that ran on a worker: its own kind of usage, never billed as
+    characters. Written in the transaction that ends the enrollment (voices announces it; see
+    analytics.apps), so one enrollment has at most one row. Enrollments superseded before a
+    worker took them did no work and have none (they still count toward the day's limit)."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded while running"
+        CANCELLED = "cancelled", "Voice deleted while running"
+
+    enrollment = models.OneToOneField("voices.VoiceEnrollment", on_delete=models.PROTECT, related_name="usage")
+    api_key = models.ForeignKey("tenants.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    voice_id = models.CharField(max_length=200)
+    engine = models.CharField(max_length=32)
+    kind = models.CharField(max_length=16, help_text="cloned or matched.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    attempts = models.PositiveSmallIntegerField()
+    processing_seconds = models.FloatField(help_text="Worker time over every attempt.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="enrollusage_tenant_created"),
+            models.Index(fields=["created_at"], name="enrollusage_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"enrollment {self.enrollment_id}: {self.outcome}, {self.processing_seconds:.1f} s"
 
 
 class UsageDaily(TenantOwnedModel):

@@ -17,7 +17,14 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
-from analytics.models import UsageDaily, UsageFailure, UsageRecord, UsageRollupPending, UsageRollupState
+from analytics.models import (
+    EnrollmentUsage,
+    UsageDaily,
+    UsageFailure,
+    UsageRecord,
+    UsageRollupPending,
+    UsageRollupState,
+)
 from analytics.rollups import FLOAT_MEASURES, MEASURES, local_bounds, record_measures
 from tenants.errors import ApplicationError
 from tenants.models import ApiKey, Tenant
@@ -79,6 +86,24 @@ class CostEstimate:
 
 
 @dataclass
+class EnrollmentRow:
+    """Voice enrollments that ran on a worker: their own kind of usage, never characters."""
+
+    key: str | None
+    label: str
+    enrollments: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    processing_seconds: float = 0.0
+
+
+@dataclass
+class EnrollmentUsageSummary:
+    rows: list[EnrollmentRow]
+    totals: EnrollmentRow
+
+
+@dataclass
 class UsageReport:
     tenant: Tenant
     start: dt.date
@@ -89,6 +114,7 @@ class UsageReport:
     quota: UsageSummary
     cost: CostEstimate | None = None
     time_zone: str = field(default="UTC")
+    enrollments: EnrollmentUsageSummary | None = None
 
 
 def usage_report_range_check(*, start: dt.date, end: dt.date) -> None:
@@ -168,6 +194,44 @@ def _from_ledger(tenant: Tenant, start: dt.date, end: dt.date, group_by: str, *,
     return out
 
 
+def _enrollment_usage(tenant: Tenant, start: dt.date, end: dt.date, group_by: str) -> EnrollmentUsageSummary:
+    """Enrollments from their own ledger (a few a day per tenant: no rollups needed)."""
+    tz = tenant.tzinfo
+    since, until = local_bounds(tz=tz, start=start, end=end)
+    usage = EnrollmentUsage.objects.for_tenant(tenant).filter(created_at__gte=since, created_at__lt=until)
+    if group_by == "day":
+        usage = usage.annotate(group=TruncDate("created_at", tzinfo=tz))
+    elif group_by == "month":
+        usage = usage.annotate(group=TruncMonth("created_at", tzinfo=tz))
+    else:
+        usage = usage.annotate(group=F(_LEDGER_COLUMN[group_by]))
+    sums = usage.values("group").annotate(
+        enrollments=Count("id"),
+        succeeded=Count("id", filter=Q(outcome=EnrollmentUsage.Outcome.SUCCEEDED)),
+        failed=Count("id", filter=Q(outcome=EnrollmentUsage.Outcome.FAILED)),
+        processing_seconds=Sum("processing_seconds"),
+    ).order_by()
+    grouped = {}
+    for values in sums:
+        group = values["group"]
+        if group_by == "month" and isinstance(group, dt.datetime):
+            group = group.date()
+        grouped[_group_key(group_by, group)] = values
+    labels = _labels(tenant, group_by, list(grouped))
+    rows = [
+        EnrollmentRow(key=key, label=labels[key], enrollments=values["enrollments"], succeeded=values["succeeded"],
+                      failed=values["failed"], processing_seconds=round(values["processing_seconds"] or 0.0, 3))
+        for key, values in grouped.items()
+    ]
+    rows.sort(key=lambda row: row.key or "")
+    totals = EnrollmentRow(
+        key=None, label="Total", enrollments=sum(row.enrollments for row in rows),
+        succeeded=sum(row.succeeded for row in rows), failed=sum(row.failed for row in rows),
+        processing_seconds=round(sum(row.processing_seconds for row in rows), 3),
+    )
+    return EnrollmentUsageSummary(rows=rows, totals=totals)
+
+
 def _labels(tenant: Tenant, group_by: str, keys: list[str | None]) -> dict[str | None, str]:
     if group_by != "key":
         return {key: key or "" for key in keys}
@@ -189,6 +253,7 @@ def usage_report(*, tenant: Tenant, start: dt.date, end: dt.date, group_by: str 
             parts += _from_ledger(tenant, start, end, group_by, pending_only=True)
         else:
             parts = _from_ledger(tenant, start, end, group_by, pending_only=False)
+        enrollments = _enrollment_usage(tenant, start, end, group_by)
     grouped: dict[str | None, dict] = defaultdict(dict)
     for group, values in parts:
         bucket = grouped[_group_key(group_by, group)]
@@ -213,7 +278,7 @@ def usage_report(*, tenant: Tenant, start: dt.date, end: dt.date, group_by: str 
     return UsageReport(
         tenant=tenant, start=start, end=end, group_by=group_by, rows=rows, totals=totals,
         quota=tenant_usage_summary(tenant=tenant), cost=usage_cost_estimate(tenant=tenant, totals=totals),
-        time_zone=tenant.time_zone,
+        time_zone=tenant.time_zone, enrollments=enrollments,
     )
 
 

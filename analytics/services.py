@@ -13,9 +13,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from analytics.models import UsageFailure, UsageRecord, UsageRollupPending
+from analytics.models import EnrollmentUsage, UsageFailure, UsageRecord, UsageRollupPending
 from synthesis.models import SynthesisJob
 from tenants.models import Tenant
+from voices.models import VoiceEnrollment
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +87,25 @@ def usage_failure_record(*, tenant: Tenant | int, job: SynthesisJob) -> UsageFai
         UsageRollupPending.objects.create(tenant_id=tenant_id, failure=failure)
     usage_rollup_soon(tenant_id)
     return failure
+
+
+def enrollment_usage_record(*, tenant: Tenant | int, enrollment: VoiceEnrollment) -> EnrollmentUsage | None:
+    """The ledger row of an enrollment that ended after a worker ran it (None for one that never
+    ran: superseded or cancelled while queued, which did no work). Called by voices'
+    enrollment_finished hook inside the transaction that ends it, with its row locked; a second
+    call for the same enrollment returns the first row."""
+    tenant_id = getattr(tenant, "pk", tenant)
+    if enrollment.attempts == 0:
+        return None
+    with transaction.atomic(savepoint=False):
+        existing = EnrollmentUsage.objects.for_tenant(tenant_id).filter(enrollment=enrollment).first()
+        if existing is not None:
+            return existing
+        usage = EnrollmentUsage(
+            tenant_id=tenant_id, enrollment=enrollment, api_key_id=enrollment.api_key_id,
+            user_id=enrollment.created_by_id, voice_id=enrollment.voice_id, engine=enrollment.engine,
+            kind=enrollment.kind, outcome=enrollment.status, attempts=enrollment.attempts,
+            processing_seconds=round(enrollment.processing_seconds, 3),
+        )
+        usage.save()
+    return usage

@@ -1,6 +1,7 @@
 """Batches: many texts with shared settings, run as independent jobs, then exported.
 
-    batch = batch_create(tenant=t, items=items_from_upload(data, filename="lines.csv"), voice="...")
+    items = batch_items_from_upload(tenant=t, data=data, filename="lines.csv")
+    batch = batch_create(tenant=t, items=items, voice="...")
 
 Creating a batch checks every item (text, SSML, voice, length) and the plan (items per batch,
 characters per request, monthly characters, jobs at once) before anything runs, holds the
@@ -20,7 +21,14 @@ from django.utils import timezone
 from analytics.metrics import quota_rejection_count
 from analytics.models import UsageRecord
 from batches.models import Batch
-from batches.parsing import BatchItemInput, InvalidBatch, safe_filename
+from batches.parsing import (
+    BatchItemInput,
+    InvalidBatch,
+    TooManyItems,
+    items_from_json,
+    items_from_upload,
+    safe_filename,
+)
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
@@ -48,15 +56,44 @@ class _CheckedItem:
     characters: int
 
 
+def batch_items_from_upload(*, tenant: Tenant, data: bytes, filename: str) -> list[BatchItemInput]:
+    """The items of an uploaded file, read no further than the first item past the plan's limit.
+
+    SECURITY: the parsers are lazy, so a file of millions of short lines costs what reading
+    batch_items + 1 of them costs, not millions of objects, before it is refused.
+    """
+    try:
+        return items_from_upload(data, filename=filename, max_items=tenant.plan.batch_items)
+    except TooManyItems:
+        raise _too_many_items(tenant.plan, at_least=tenant.plan.batch_items + 1) from None
+
+
+def batch_items_from_json(*, tenant: Tenant, raw_items) -> list[BatchItemInput]:
+    """JSON items, counted against the plan's limit before any is checked."""
+    if isinstance(raw_items, list) and len(raw_items) > tenant.plan.batch_items:
+        raise _too_many_items(tenant.plan, items=len(raw_items))
+    return items_from_json(raw_items)
+
+
+def _too_many_items(plan, *, items: int | None = None, at_least: int | None = None) -> InvalidBatch:
+    quota_rejection_count(reason="plan_limit")
+    if items is not None:
+        return InvalidBatch(
+            f"The batch has {items} items; the {plan.name} plan allows {plan.batch_items} per batch.",
+            extra={"limit": plan.batch_items, "items": items},
+        )
+    return InvalidBatch(
+        f"The batch has more than {plan.batch_items} items; the {plan.name} plan allows "
+        f"{plan.batch_items} per batch.",
+        extra={"limit": plan.batch_items, "items_at_least": at_least},
+    )
+
+
 def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, language: str | None,
                  normalize: bool, extension: str) -> list[_CheckedItem]:
     plan = tenant.plan
     if len(items) > plan.batch_items:
-        quota_rejection_count(reason="plan_limit")
-        raise InvalidBatch(
-            f"The batch has {len(items)} items; the {plan.name} plan allows {plan.batch_items} per batch.",
-            extra={"limit": plan.batch_items, "items": len(items)},
-        )
+        raise _too_many_items(plan, items=len(items))
     voices: dict[str, ResolvedVoice] = {}
     width = max(4, len(str(len(items))))
     used_names: set[str] = set()

@@ -17,9 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from batches.export import batch_export_response
 from batches.forms import ACCEPT, PASTED_FILENAME, BatchCreateForm
 from batches.models import Batch
-from batches.parsing import items_from_upload
 from batches.selectors import batch_get, batch_item_get, batch_items, batch_list
-from batches.services import batch_cancel, batch_create, batch_progress, batch_retry
+from batches.services import batch_cancel, batch_create, batch_items_from_upload, batch_progress, batch_retry
 from synthesis.api.views import job_audio_response
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
@@ -174,14 +173,18 @@ def _create(request, form: BatchCreateForm) -> Batch | None:
     try:
         if data["source"] == "file":
             upload = data["file"]
-            raw = upload.read(plan.upload_bytes + 1)
-            if len(raw) > plan.upload_bytes:
+            # The size Django counted on receipt is checked before the file is read.
+            raw = upload.read(plan.upload_bytes + 1) if (upload.size or 0) <= plan.upload_bytes else None
+            if raw is None or len(raw) > plan.upload_bytes:
                 form.add_error("file", f"The file is larger than this plan's limit of "
                                        f"{plan.upload_bytes / 1_000_000:g} MB.")
                 return None
-            items, source_filename = items_from_upload(raw, filename=upload.name or ""), upload.name or ""
+            source_filename = upload.name or ""
+            items = batch_items_from_upload(tenant=request.tenant, data=raw, filename=source_filename)
         else:
-            items, source_filename = items_from_upload(data["lines"].encode("utf-8"), filename=PASTED_FILENAME), ""
+            source_filename = ""
+            items = batch_items_from_upload(tenant=request.tenant, data=data["lines"].encode("utf-8"),
+                                            filename=PASTED_FILENAME)
         return batch_create(
             tenant=request.tenant,
             items=items,

@@ -635,7 +635,7 @@ def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model
     _after_finish(job)
 
 
-def synthesis_jobs_recover_all_tenants() -> int:
+def synthesis_jobs_recover_all_tenants(*, broker_lost: bool | None = None) -> int:
     """Re-enqueue jobs whose message or worker was lost. Crosses tenants by design.
 
     - running, but its worker stopped sending heartbeats (or, run outside a worker, for
@@ -644,15 +644,17 @@ def synthesis_jobs_recover_all_tenants() -> int:
       longer ago than PARLA_JOB_REQUEUE_SECONDS: send it again (a duplicate is harmless,
       the actor is idempotent).
     A job that has used all its attempts is failed and refunded instead.
+    `broker_lost`: what broker_state_age() said this round (asked here when not given; it can
+    say so only once, so the upkeep asks once and passes it to each recovery).
     """
     from synthesis.live import broker_state_age
 
     now = timezone.now()
     stale_queued = now - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS)
-    state_age = broker_state_age()
-    # The broker lost its messages (Redis restarted without persistence, or the embedded
-    # process restarted): every queued job needs its message again.
-    broker_lost = state_age == 0.0
+    if broker_lost is None:
+        # The broker lost its messages (Redis restarted without persistence, or the embedded
+        # process restarted): every queued job needs its message again.
+        broker_lost = broker_state_age() == 0.0
     # Heartbeats were lost with it: workers report again within a heartbeat interval (and
     # the upkeep lock keeps others from running sooner), so judge running jobs next time.
     presence_trusted = not broker_lost

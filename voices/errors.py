@@ -1,5 +1,7 @@
 """Errors of reference uploads. Each has its own stable code; none stores anything."""
 
+import math
+
 from rest_framework import status
 
 from tenants.errors import ApplicationError, ErrorCode
@@ -48,3 +50,14 @@ class PlanLimitReached(ApplicationError):
 
         super().__init__(message, extra)
         quota_rejection_count(reason="plan_limit")  # API and dashboard alike
+
+
+class EnrollmentsPerDayReached(PlanLimitReached):
+    """The plan's enrollments a day (UTC) are used up; Retry-After says when the day ends."""
+
+    def __init__(self, message: str, extra: dict | None = None, *, retry_after: float = 60) -> None:
+        super().__init__(message, extra)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -16,6 +16,7 @@ from synthesis.errors import EngineUnavailable
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import SYSTEM, AuditContext, audit_event_record
+from voices.enrollment_jobs import enrollment_start, enrollments_cancel_queued
 from voices.errors import AudioTooLarge, PlanLimitReached
 from voices.models import VoiceProfile, VoiceReference
 
@@ -150,14 +151,14 @@ def _delete_files(paths: list[str]) -> None:
             logger.warning("voices.delete_file_failed", extra={"path": path})
 
 
-def _enqueue_enrollment(profile: VoiceProfile) -> None:
-    from voices.tasks.actors import voice_profile_enroll as voice_profile_enroll_actor
-
+def _enqueue_enrollment(*, tenant: Tenant, profile: VoiceProfile, context: AuditContext) -> None:
+    """Start the voice's enrollment: the plan's enrollments a day and a concurrent-job slot are
+    checked before anything is stored, so call it before the references are written. Needs the
+    tenant row, then the profile row, locked."""
     engine = engine_get(profile.engine)
-    queue = QUEUE_SYNTHESIS_GPU if engine.info.needs_gpu else QUEUE_SYNTHESIS_CPU
     # GPU hosts consume only synthesis-gpu: the message is routed by the engine's needs.
-    message = voice_profile_enroll_actor.message(profile.tenant_id, profile.pk).copy(queue_name=queue)
-    transaction.on_commit(lambda: voice_profile_enroll_actor.broker.enqueue(message))
+    queue = QUEUE_SYNTHESIS_GPU if engine.info.needs_gpu else QUEUE_SYNTHESIS_CPU
+    enrollment_start(tenant=tenant, profile=profile, queue_name=queue, context=context)
 
 
 def voice_profile_create(
@@ -220,13 +221,13 @@ def voice_profile_create(
             )
             profile.full_clean(validate_constraints=False)
             profile.save()
+            if kind != VoiceProfile.Kind.CATALOG:
+                _enqueue_enrollment(tenant=locked, profile=profile, context=context)
             _store_references(profile, checked, stored_paths)
             audit_event_record(
                 tenant=locked, action="voice.created", context=context, obj=profile,
                 extra={"kind": kind, "engine": engine_name, "references": len(checked), "plan": plan.slug},
             )
-            if kind != VoiceProfile.Kind.CATALOG:
-                _enqueue_enrollment(profile)
     except Exception:
         _delete_files(stored_paths)  # Nothing of a refused request stays behind.
         raise
@@ -288,6 +289,7 @@ def voice_profile_update(*, tenant: Tenant, profile: VoiceProfile, context: Audi
 def voice_profile_delete(*, tenant: Tenant, profile: VoiceProfile, context: AuditContext = SYSTEM) -> None:
     with transaction.atomic():
         profile = VoiceProfile.objects.for_tenant(tenant).select_for_update().get(pk=profile.pk)
+        enrollments_cancel_queued(tenant=tenant, profile=profile)  # their slots come back
         paths = list(VoiceReference.objects.for_tenant(tenant).filter(profile=profile).values_list("storage_path", flat=True))
         if profile.conditioning_path:
             paths.append(profile.conditioning_path)
@@ -308,13 +310,13 @@ def voice_reference_add(
             locked = _lock_tenant(tenant)
             profile = VoiceProfile.objects.for_tenant(locked).select_for_update().get(pk=profile.pk)
             _check_limits(tenant=locked, kind=profile.kind, new_references=len(checked), profile=profile)
+            _enqueue_enrollment(tenant=locked, profile=profile, context=context)  # New recordings: enrol again.
             references = _store_references(profile, checked, stored_paths)
-            profile.status = VoiceProfile.Status.ENROLLING  # New recordings: enrol again.
+            profile.status = VoiceProfile.Status.ENROLLING
             profile.save(update_fields=["status", "updated_at"])
             for reference in references:
                 audit_event_record(tenant=locked, action="voice.reference_added", context=context, obj=reference,
                                    extra={"voice": profile.pk})
-            _enqueue_enrollment(profile)
     except Exception:
         _delete_files(stored_paths)
         raise
@@ -325,6 +327,8 @@ def voice_reference_delete(
     *, tenant: Tenant, reference: VoiceReference, context: AuditContext = SYSTEM
 ) -> None:
     with transaction.atomic():
+        # The tenant first, as every service that starts an enrollment locks it (the day's count).
+        locked = _lock_tenant(tenant)
         reference = VoiceReference.objects.for_tenant(tenant).select_for_update().get(pk=reference.pk)
         profile = VoiceProfile.objects.for_tenant(tenant).select_for_update().get(pk=reference.profile_id)
         if profile.references.count() <= 1:
@@ -332,13 +336,13 @@ def voice_reference_delete(
                 "A voice needs at least one recording; delete the voice instead.",
                 extra={"fields": {"reference": ["This is the voice's last recording."]}},
             )
+        _enqueue_enrollment(tenant=locked, profile=profile, context=context)
         path = reference.storage_path
         audit_event_record(tenant=tenant, action="voice.reference_removed", context=context, obj=reference,
                            extra={"voice": profile.pk})
         reference.delete()
         profile.status = VoiceProfile.Status.ENROLLING
         profile.save(update_fields=["status", "updated_at"])
-        _enqueue_enrollment(profile)
     _delete_files([path])
 
 

@@ -45,6 +45,20 @@ class UsageCostOutputSerializer(serializers.Serializer):
     amount = serializers.DecimalField(max_digits=20, decimal_places=2)
 
 
+class EnrollmentRowOutputSerializer(serializers.Serializer):
+    key = serializers.CharField(allow_null=True, help_text="As in `rows`, for the same group_by.")
+    label = serializers.CharField()
+    enrollments = serializers.IntegerField(help_text="Voice enrollments a worker ran, whatever their outcome.")
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    processing_seconds = serializers.FloatField(help_text="Worker time they took, every attempt included.")
+
+
+class EnrollmentUsageOutputSerializer(serializers.Serializer):
+    rows = EnrollmentRowOutputSerializer(many=True)
+    totals = EnrollmentRowOutputSerializer()
+
+
 class UsageReportOutputSerializer(serializers.Serializer):
     time_zone = serializers.CharField()
     group_by = serializers.CharField(help_text="day, month, voice, engine or key.")
@@ -52,6 +66,9 @@ class UsageReportOutputSerializer(serializers.Serializer):
     totals = UsageRowOutputSerializer()
     quota = UsageQuotaOutputSerializer()
     cost = UsageCostOutputSerializer(allow_null=True, help_text="Null when the plan has no price.")
+    enrollments = EnrollmentUsageOutputSerializer(
+        help_text="Voice enrollments (cloning or matching a voice from recordings): counted in processing "
+                  "seconds, never in characters, and not in `rows` or `totals`.")
 
     def get_fields(self):
         fields = super().get_fields()

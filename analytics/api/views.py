@@ -26,8 +26,9 @@ PARAMETERS = [
 ERRORS = {400: OpenApiResponse(description="validation_error: a bad date, from after to, a range over "
                                            f"{MAX_RANGE_DAYS} days or an unknown group_by (`extra.fields`).")}
 DESCRIPTION = ("Your usage: jobs that produced audio (requests), characters, characters billed (cached audio is "
-               "free), audio and processing seconds, cache hits, and failed jobs (errors, not charged). Days are "
-               "in your tenant's time zone. Exact at once: jobs finished a moment ago are included.")
+               "free), audio and processing seconds, cache hits, and failed jobs (errors, not charged). Voice "
+               "enrollments are reported apart (`enrollments`: count and processing seconds, no characters). Days "
+               "are in your tenant's time zone. Exact at once: jobs finished a moment ago are included.")
 
 
 def report_from_request(request: Request) -> UsageReport:
@@ -58,6 +59,7 @@ def report_data(report: UsageReport) -> dict:
             "characters_remaining": quota.characters_remaining,
         },
         "cost": report.cost,
+        "enrollments": report.enrollments,
     }
 
 

@@ -15,9 +15,14 @@ from batches.api.serializers import (
 )
 from batches.export import batch_export_response
 from batches.models import Batch
-from batches.parsing import items_from_json, items_from_upload
 from batches.selectors import batch_get, batch_items, batch_list, batch_webhooks
-from batches.services import batch_cancel, batch_create, batch_retry
+from batches.services import (
+    batch_cancel,
+    batch_create,
+    batch_items_from_json,
+    batch_items_from_upload,
+    batch_retry,
+)
 from synthesis.api.views import AnyAcceptNegotiation
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedViewSet
 from tenants.errors import ApplicationError, ErrorCode
@@ -43,6 +48,13 @@ class ExportNotReady(ApplicationError):
 class FileTooLarge(ApplicationError):
     code = ErrorCode.PAYLOAD_TOO_LARGE
     status = 413
+
+
+def _upload_read(upload, *, limit: int) -> bytes:
+    """The file's bytes; FileTooLarge, by the size Django counted on receipt, before reading it."""
+    if (upload.size or 0) <= limit and len(data := upload.read(limit + 1)) <= limit:
+        return data
+    raise FileTooLarge(f"The file is larger than this plan's limit of {limit} bytes.", extra={"limit": limit})
 
 
 class IndexPagination(CursorPagination):
@@ -82,15 +94,11 @@ class BatchViewSet(TenantScopedViewSet):
         values = serializer.validated_data
         upload = values.get("file")
         if upload is not None:
-            limit = request.tenant.plan.upload_bytes
-            data = upload.read(limit + 1)
-            if len(data) > limit:
-                raise FileTooLarge(f"The file is larger than this plan's limit of {limit} bytes.",
-                                   extra={"limit": limit})
-            items = items_from_upload(data, filename=upload.name or "")
+            data = _upload_read(upload, limit=request.tenant.plan.upload_bytes)
+            items = batch_items_from_upload(tenant=request.tenant, data=data, filename=upload.name or "")
             audio = serializer.audio_options_from_form()
         else:
-            items = items_from_json(request.data.get("items"))
+            items = batch_items_from_json(tenant=request.tenant, raw_items=request.data.get("items"))
             audio = serializer.audio_options()
         batch = batch_create(
             tenant=request.tenant,

@@ -11,7 +11,9 @@ from synthesis.engines import registry
 from tests.helpers import start_manage, stop
 from tests.synthesis import tiny_models
 from tests.tenants.factories import TenantFactory
-from voices.models import VoiceProfile
+from analytics.models import EnrollmentUsage
+from tenants.models import TenantQuota
+from voices.models import VoiceEnrollment, VoiceProfile
 
 
 @pytest.mark.django_db(transaction=True)
@@ -35,8 +37,9 @@ def test_voice_enrollment_runs_on_a_real_worker_process(api_client_for, speech_w
         env=env, log_path=tmp_path / "worker.log",
     )
     try:
-        tenant = TenantFactory()
-        response = api_client_for(tenant).post(
+        tenant = TenantFactory(plan__concurrent_jobs=1)
+        client = api_client_for(tenant)
+        response = client.post(
             "/api/v1/voices",
             {"name": "Clone", "engine": "xtts",
              "references": [SimpleUploadedFile("narrator.wav", speech_wav)]},
@@ -54,3 +57,11 @@ def test_voice_enrollment_runs_on_a_real_worker_process(api_client_for, speech_w
 
     assert profile.status == "ready", (profile.error, (tmp_path / "worker.log").read_text()[-3000:])
     assert profile.enrollment["method"] == "xtts_latents"
+    # The enrollment held the tenant's one job slot while it ran, and gave it back.
+    enrollment = VoiceEnrollment.objects.for_tenant(tenant).get()
+    assert (enrollment.status, enrollment.holds_slot, enrollment.attempts) == ("succeeded", False, 1)
+    assert enrollment.worker_id  # the worker's presence id, for the upkeep to tell a dead one
+    assert TenantQuota.objects.for_tenant(tenant).get().jobs_in_flight == 0
+    usage = EnrollmentUsage.objects.for_tenant(tenant).get()
+    assert usage.processing_seconds > 0
+    assert client.get("/api/v1/usage").json()["enrollments"]["totals"]["enrollments"] == 1

@@ -41,12 +41,14 @@ _UPDATABLE = {"name", "description", "language", "gender", "age"}
 PREVIEW_FORMATS = ("mp3", "wav", "opus")
 UPLOAD_ERRORS = {
     400: OpenApiResponse(description="validation_error, audio_corrupt, audio_too_short, audio_too_long"),
-    403: OpenApiResponse(description="plan_limit_reached (voices, cloned voices or recordings per voice), "
-                                     "insufficient_scope"),
+    403: OpenApiResponse(description="plan_limit_reached (voices, cloned voices, recordings per voice, or "
+                                     "enrollments a day: extra.limit_name), insufficient_scope"),
     409: OpenApiResponse(description="engine_unavailable: no engine here can clone or match, or the one named "
                                      "is not enabled"),
     413: OpenApiResponse(description="audio_too_large: over the plan's upload limit"),
     415: OpenApiResponse(description="unsupported_audio: not a WAV, FLAC, MP3, OGG or M4A recording"),
+    429: OpenApiResponse(description="concurrency_limit_exceeded: enrollment takes one of the plan's concurrent "
+                                     "jobs and none is free (Retry-After)"),
 }
 
 

@@ -47,8 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         from batches.models import Batch
-        from batches.parsing import items_from_upload
-        from batches.services import batch_create, batch_progress
+        from batches.services import batch_create, batch_items_from_upload, batch_progress
         from synthesis.audio import AudioOptions
         from tenants.models import Tenant
 
@@ -61,7 +60,7 @@ class Command(BaseCommand):
         try:
             batch = batch_create(
                 tenant=tenant,
-                items=items_from_upload(path.read_bytes(), filename=path.name),
+                items=batch_items_from_upload(tenant=tenant, data=path.read_bytes(), filename=path.name),
                 voice=options["voice"],
                 audio=AudioOptions.from_request({"format": options["format"]}),
                 name=options["name"] or path.name,
