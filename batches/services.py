@@ -32,6 +32,7 @@ from batches.parsing import (
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
+from synthesis.services import audio_length_check
 from synthesis.text import prepare
 from tenants.errors import ApplicationError, InvalidState
 from tenants.models import ApiKey, Tenant
@@ -90,7 +91,8 @@ def _too_many_items(plan, *, items: int | None = None, at_least: int | None = No
 
 
 def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, language: str | None,
-                 normalize: bool, extension: str) -> list[_CheckedItem]:
+                 normalize: bool, audio: AudioOptions) -> list[_CheckedItem]:
+    extension = audio.file_extension
     plan = tenant.plan
     if len(items) > plan.batch_items:
         raise _too_many_items(plan, items=len(items))
@@ -112,10 +114,12 @@ def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, lan
             if name not in voices:
                 voices[name] = speech_voice_resolve(tenant=tenant, voice=name)
             resolved = voices[name]
-            characters = prepare(
+            prepared = prepare(
                 text=item.text, ssml=item.ssml, normalize=normalize,
                 language=language or resolved.language.split("-")[0] or "en",
-            ).billed_characters
+            )
+            audio_length_check(tenant=tenant, prepared=prepared, voice=resolved, audio=audio)
+            characters = prepared.billed_characters
         except ApplicationError as exc:
             # Name the offending line: the batch is refused as a whole.
             raise type(exc)(f"{where.capitalize()}: {exc.message}",
@@ -159,7 +163,7 @@ def batch_create(
     if webhook_url:
         webhook_url_validate(webhook_url)
     checked = _check_items(tenant=tenant, items=items, voice=voice, language=language, normalize=normalize,
-                           extension=audio.file_extension)
+                           audio=audio)
     total = sum(item.characters for item in checked)
     default_voice = speech_voice_resolve(tenant=tenant, voice=voice)
 

@@ -9,9 +9,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
@@ -87,9 +90,31 @@ RETURNING {{relaxed}}
 """
 
 
-def cached_audio_read(*, entry: CachedAudio) -> bytes:
+# Cached audio larger than this is copied to a temporary file rather than read into memory.
+LARGE_AUDIO_BYTES = 16 * 1024 * 1024
+
+
+def cached_audio_read(*, entry: CachedAudio) -> bytes | Path:
+    """The entry's audio: its bytes, or past LARGE_AUDIO_BYTES a temporary copy of its file
+    that the caller owns (and deletes once it has used it)."""
     with default_storage.open(entry.storage_path, "rb") as handle:
-        return handle.read()
+        if entry.size_bytes <= LARGE_AUDIO_BYTES:
+            return handle.read()
+        with tempfile.NamedTemporaryFile(prefix="parla-cached-", suffix=Path(entry.storage_path).suffix,
+                                         delete=False) as copy:
+            shutil.copyfileobj(handle, copy, 1 << 20)
+        return Path(copy.name)
+
+
+def audio_content(data: bytes | Path) -> File:
+    """What storage saves for rendered audio: the bytes, or the file read as it is copied."""
+    if isinstance(data, Path):
+        return File(data.open("rb"), name=data.name)
+    return ContentFile(data)
+
+
+def audio_size(data: bytes | Path) -> int:
+    return data.stat().st_size if isinstance(data, Path) else len(data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +127,7 @@ class CacheDraft:
 
     tenant_id: int
     key: str
-    data: bytes
+    data: bytes | Path  # a long render's audio is a file (synthesis.render)
     extension: str
     voice_id: str
     engine: str
@@ -120,14 +145,18 @@ class CacheDraft:
         """Store the audio under its deterministic path (a second writer overwrites identical bytes)."""
         if default_storage.exists(self.path):
             default_storage.delete(self.path)
-        return default_storage.save(self.path, ContentFile(self.data))
+        content = audio_content(self.data)
+        try:
+            return default_storage.save(self.path, content)
+        finally:
+            content.close()
 
     def row_values(self, storage_path: str) -> dict:
         return {
             "tenant_id": self.tenant_id, "key": self.key, "storage_path": storage_path, "voice_id": self.voice_id,
             "engine": self.engine, "model_version": self.model_version, "format": self.format,
             "content_type": self.content_type, "sample_rate": self.sample_rate,
-            "duration_seconds": self.duration_seconds, "size_bytes": len(self.data),
+            "duration_seconds": self.duration_seconds, "size_bytes": audio_size(self.data),
         }
 
     def store(self) -> CachedAudio:

@@ -42,3 +42,15 @@ class EngineUnavailable(ApplicationError):
 
 class SynthesisFailed(Exception):
     """A permanent engine failure for this input (not retried)."""
+
+
+class AudioTooLongRequested(ApplicationError):
+    """A request whose audio (speech and pauses) would exceed the plan's per-request limit.
+
+    Raised before the job is queued, from an estimate that errs short, and by the worker
+    when the audio it is rendering passes the limit. `extra`: {"limit_seconds", and
+    "estimated_seconds" or "rendered_seconds"}.
+    """
+
+    code = ErrorCode.AUDIO_TOO_LONG_REQUESTED
+    status = status.HTTP_400_BAD_REQUEST

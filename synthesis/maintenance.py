@@ -8,7 +8,11 @@ logger = logging.getLogger(__name__)
 def maintenance_run_all_tenants() -> dict[str, int]:
     from analytics.rollups import usage_rollup_run_all_tenants
     from synthesis.live import broker_state_age, workers_alive
-    from synthesis.services import stream_jobs_expire_all_tenants, synthesis_jobs_recover_all_tenants
+    from synthesis.services import (
+        cancelled_jobs_release_all_tenants,
+        stream_jobs_expire_all_tenants,
+        synthesis_jobs_recover_all_tenants,
+    )
     from tenants.idempotency import idempotency_records_purge_expired_all_tenants
     from tenants.quotas import quota_reservations_release_stale_all_tenants
     from voices.enrollment_jobs import voice_enrollments_recover_all_tenants
@@ -20,6 +24,7 @@ def maintenance_run_all_tenants() -> dict[str, int]:
         "enrollments_recovered": voice_enrollments_recover_all_tenants(
             alive_worker_ids={worker["id"] for worker in workers_alive()}, broker_lost=broker_lost),
         "streams_expired": stream_jobs_expire_all_tenants(),
+        "cancelled_holds_released": cancelled_jobs_release_all_tenants(),
         "reservations_released": quota_reservations_release_stale_all_tenants(),
         "idempotency_keys_purged": idempotency_records_purge_expired_all_tenants(),
         # Ledger rows whose rollup message was lost (each job's own message usually does it).

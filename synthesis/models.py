@@ -87,6 +87,11 @@ class SynthesisJob(TenantOwnedModel):
     )
     holds_slot = models.BooleanField(default=False, help_text="Holds one of the plan's concurrent-job slots.")
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Times a worker process died while running it (killed, out of memory, a crash in native
+    # code). Such a job runs alone on its retry, and is failed once it has killed too many.
+    worker_deaths = models.PositiveSmallIntegerField(default=0)
+    # The plan's audio length limit when it was created; the worker stops a render past it.
+    audio_seconds_limit = models.PositiveIntegerField(null=True, blank=True)
     # The worker process running it (see synthesis.workers): a running job whose worker has
     # stopped sending heartbeats is taken over.
     worker_id = models.CharField(max_length=200, blank=True)

@@ -10,9 +10,11 @@ pipeline applies speed, pitch, loudness and the output format.
 """
 
 import logging
+import os
+import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from synthesis.audio import (
     process,
     silence,
 )
+from synthesis.audio.long import LongRender
 from synthesis.cache import CacheDraft, audio_cache_key, cached_audio_get, cached_audio_read
 from synthesis.engines.base import Engine, SynthesisRequest, VoiceInfo
 from synthesis.engines.registry import catalog_voice_get, engine_get, inference_slot, loaded_engine
@@ -37,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 # Silence between sentences when the text itself asks for no pause.
 DEFAULT_SENTENCE_SILENCE_MS = 250
+
+# A render's watcher: called after each chunk with the segment it spoke and the seconds of
+# output audio made so far (speed included). It stops the render by raising: a worker's
+# watcher enforces the plan's audio length and notices a cancelled job, sentence by sentence.
+Watch = Callable[[Segment, float], None]
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,9 @@ class RenderRequest:
 
 @dataclass(frozen=True)
 class RenderResult:
-    data: bytes
+    # The encoded audio: bytes, or (a long render) a temporary file that the caller owns and
+    # deletes once it has stored it.
+    data: bytes | Path
     content_type: str
     sample_rate: int
     duration_seconds: float
@@ -103,8 +113,29 @@ def _engine_request(request: RenderRequest, voice: VoiceInfo, engine: Engine) ->
     )
 
 
+def _on_chunk(watch: Watch | None, *, seconds_per_second: float) -> Callable[[Segment, AudioChunk], None] | None:
+    """Adapt a Watch to synthesize_chunks: count the output seconds the chunks will make."""
+    if watch is None:
+        return None
+    made = 0.0
+
+    def on_chunk(segment: Segment, chunk: AudioChunk) -> None:
+        nonlocal made
+        made += chunk.duration_seconds * seconds_per_second
+        watch(segment, made)
+
+    return on_chunk
+
+
+def _output_seconds_per_second(request: RenderRequest, engine: Engine) -> float:
+    """Output seconds per second of engine audio: the pipeline stretches by 1/speed when the
+    engine did not apply the speed itself."""
+    return 1.0 if engine.info.native_speed else 1.0 / request.audio.speed
+
+
 def synthesize_chunks(
-    engine: Engine, segments: Iterable[Segment], engine_request: SynthesisRequest, *, sentence_silence_ms: int
+    engine: Engine, segments: Iterable[Segment], engine_request: SynthesisRequest, *, sentence_silence_ms: int,
+    on_chunk: Callable[[Segment, AudioChunk], None] | None = None,
 ) -> Iterator[AudioChunk]:
     """One chunk per segment with SSML prosody applied, yielded as soon as it is synthesised.
 
@@ -143,11 +174,17 @@ def synthesize_chunks(
             parts.append(silence(segment.pause_after_ms, current.sample_rate))
         gap_before = 0 if segment.pause_after_ms else sentence_silence_ms
         samples = np.concatenate(parts) if len(parts) > 1 else samples
-        yield AudioChunk(samples=samples.astype(np.float32, copy=False), sample_rate=current.sample_rate)
+        chunk = AudioChunk(samples=samples.astype(np.float32, copy=False), sample_rate=current.sample_rate)
+        if on_chunk is not None:
+            on_chunk(segment, chunk)
+        yield chunk
 
 
-def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_later: bool = False) -> RenderResult:
+def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_later: bool = False,
+           watch: Watch | None = None) -> RenderResult:
     """The audio of `request`, from the cache when an identical request was rendered before.
+
+    `watch` (see Watch) sees every chunk synthesised; a cache hit synthesises none.
 
     A miss is stored in the cache before this returns, or, with `store_later`, left to the
     caller as the result's `cache_draft` (a worker writes its file and inserts its row in the
@@ -180,15 +217,8 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_late
         )
 
     started = time.perf_counter()
-    engine_request = _engine_request(request, voice, engine)
-    chunks = list(
-        synthesize_chunks(engine, segments, engine_request, sentence_silence_ms=request.sentence_silence_ms)
-    )
-    sample_rate = chunks[0].sample_rate if chunks else engine.info.sample_rate
-    samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
-    processed, output_rate = process(samples, sample_rate, request.audio, apply_speed=not engine.info.native_speed)
-    data = encode(processed, output_rate, request.audio)
-    duration = len(processed) / output_rate if output_rate else 0.0
+    data, output_rate, duration = _render_audio(request, engine, _engine_request(request, voice, engine),
+                                                segments, watch)
     synthesis_seconds = time.perf_counter() - started
     mime = content_type(request.audio.format, sample_rate=output_rate, channels=request.audio.channels)
     draft = None
@@ -224,6 +254,51 @@ def render(*, tenant, request: RenderRequest, use_cache: bool = True, store_late
     )
 
 
+def _render_audio(request: RenderRequest, engine: Engine, engine_request: SynthesisRequest,
+                  segments: list[Segment], watch: Watch | None) -> tuple[bytes | Path, int, float]:
+    """Synthesise and encode: the audio (bytes, or past PARLA_LONG_RENDER_SECONDS of engine
+    audio a temporary file rendered in pieces; see synthesis.audio.long), its rate and length."""
+    from django.conf import settings
+
+    native = engine.info.native_speed
+    chunks: list[AudioChunk] = []
+    held = 0.0
+    long: LongRender | None = None
+    try:
+        for chunk in synthesize_chunks(
+            engine, segments, engine_request, sentence_silence_ms=request.sentence_silence_ms,
+            on_chunk=_on_chunk(watch, seconds_per_second=_output_seconds_per_second(request, engine)),
+        ):
+            if long is not None:
+                long.add(chunk.samples)
+                continue
+            chunks.append(chunk)
+            held += chunk.duration_seconds
+            if held > settings.PARLA_LONG_RENDER_SECONDS:  # too long to hold: on to disk
+                long = LongRender(request.audio, chunk.sample_rate, apply_speed=not native)
+                for held_chunk in chunks:
+                    long.add(held_chunk.samples)
+                chunks.clear()
+        if long is not None:
+            handle, name = tempfile.mkstemp(prefix="parla-render-", suffix=f".{request.audio.file_extension}")
+            os.close(handle)
+            target = Path(name)
+            try:
+                output_rate, duration = long.finish(target)
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+            return target, output_rate, duration
+    finally:
+        if long is not None:
+            long.close()
+    sample_rate = chunks[0].sample_rate if chunks else engine.info.sample_rate
+    samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
+    processed, output_rate = process(samples, sample_rate, request.audio, apply_speed=not native)
+    return encode(processed, output_rate, request.audio), output_rate, (
+        len(processed) / output_rate if output_rate else 0.0)
+
+
 @dataclass
 class StreamRender:
     content_type: str
@@ -231,10 +306,14 @@ class StreamRender:
     billed_characters: int
     engine: str
     chunks: Iterator[bytes]
+    # Seconds of audio encoded so far (all of it once `chunks` is exhausted).
+    seconds: Callable[[], float] = lambda: 0.0
 
 
-def render_stream(request: RenderRequest) -> StreamRender:
+def render_stream(request: RenderRequest, *, watch: Watch | None = None) -> StreamRender:
     """Validate everything now; the returned iterator synthesises and encodes lazily.
+
+    `watch` (see Watch) sees every chunk before it is encoded.
 
     The first bytes (a WAV header at once; lossy formats after the first sentence) are
     available as soon as the first segment is synthesised.
@@ -247,7 +326,8 @@ def render_stream(request: RenderRequest) -> StreamRender:
     def generate() -> Iterator[bytes]:
         with stream:
             for chunk in synthesize_chunks(
-                engine, prepared.segments, engine_request, sentence_silence_ms=request.sentence_silence_ms
+                engine, prepared.segments, engine_request, sentence_silence_ms=request.sentence_silence_ms,
+                on_chunk=_on_chunk(watch, seconds_per_second=_output_seconds_per_second(request, engine)),
             ):
                 if data := stream.feed(chunk.samples):
                     yield data
@@ -260,7 +340,8 @@ def render_stream(request: RenderRequest) -> StreamRender:
         billed_characters=prepared.billed_characters,
         engine=engine.name,
         chunks=generate(),
+        seconds=lambda: stream.encoder.frames / stream.sample_rate,
     )
 
 
-__all__ = ["RenderRequest", "RenderResult", "StreamRender", "render", "render_stream", "synthesize_chunks"]
+__all__ = ["RenderRequest", "RenderResult", "StreamRender", "Watch", "render", "render_stream", "synthesize_chunks"]

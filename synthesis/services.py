@@ -13,14 +13,15 @@ the quota, frees the slot and writes one usage record, all in one transaction.
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from dramatiq.threading import Interrupt
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -32,12 +33,20 @@ from analytics.services import usage_failure_record, usage_record_create, usage_
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
 from synthesis import settle
 from synthesis.audio import AudioOptions
-from synthesis.cache import CacheDraft
-from synthesis.errors import EngineUnavailable, SynthesisFailed
-from synthesis.live import JobEvent, job_event_publish, queue_has_worker
+from synthesis.cache import CacheDraft, audio_content, audio_size
+from synthesis.errors import AudioTooLongRequested, EngineUnavailable, SynthesisFailed
+from synthesis.live import (
+    JobEvent,
+    job_cancel_mark,
+    job_cancel_marked,
+    job_event_publish,
+    queue_has_worker,
+    stream_chunk_publish,
+    stream_reader_mark,
+)
 from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
-from synthesis.text import prepare
+from synthesis.text import PreparedText, prepare
 from tenants.errors import ApplicationError, ErrorCode
 from tenants.models import ApiKey, Tenant
 from tenants.quotas import (
@@ -103,6 +112,30 @@ def _check_length(*, tenant: Tenant, value: str) -> None:
         )
 
 
+def audio_length_check(*, tenant: Tenant, prepared: PreparedText, voice: ResolvedVoice,
+                       audio: AudioOptions) -> None:
+    """Refuse input whose audio would pass the plan's per-request limit, before any work.
+
+    Pauses cost no characters, so a short text full of SSML <break>s could otherwise render
+    hours of silence for a few characters."""
+    from synthesis.engines.base import Engine
+    from synthesis.engines.registry import engine_get
+
+    try:
+        rate = engine_get(voice.engine).fast_reading_rate
+    except EngineUnavailable:
+        rate = Engine.fast_reading_rate
+    estimate = prepared.audio_seconds_floor(characters_per_second=rate, speed=audio.speed)
+    limit = tenant.plan.max_audio_seconds_per_request
+    if estimate > limit:
+        quota_rejection_count(reason="plan_limit")
+        raise AudioTooLongRequested(
+            f"This request would make at least {estimate:,.0f} seconds of audio (pauses included); "
+            f"the {tenant.plan.name} plan allows {limit:,} seconds per request.",
+            extra={"estimated_seconds": round(estimate, 1), "limit_seconds": limit},
+        )
+
+
 def _enqueue(job: SynthesisJob) -> None:
     from synthesis.tasks.actors import synthesis_job_run as synthesis_job_run_actor
 
@@ -139,8 +172,10 @@ def synthesis_job_create(
         )
     _check_length(tenant=tenant, value=text if text is not None else (ssml or ""))
     language = language or voice.language.split("-")[0] or "en"
-    characters = prepare(text=text, ssml=ssml, normalize=normalize, language=language).billed_characters
+    prepared = prepare(text=text, ssml=ssml, normalize=normalize, language=language)
+    characters = prepared.billed_characters
     plan = synthesis_job_plan(tenant=tenant, voice=voice, fallback=fallback)
+    audio_length_check(tenant=tenant, prepared=prepared, voice=plan.voice, audio=audio)
     billed = mode != SynthesisJob.Mode.PREVIEW
 
     with settle.job_transaction():
@@ -168,6 +203,7 @@ def synthesis_job_create(
             characters=characters if billed else 0,
             reservation=reservation,
             holds_slot=True,
+            audio_seconds_limit=tenant.plan.max_audio_seconds_per_request,
             enqueued_at=timezone.now(),
         )
         # Related rows were just resolved or created here: checking that they exist would only
@@ -175,6 +211,9 @@ def synthesis_job_create(
         job.full_clean(exclude=["tenant", "api_key", "voice_profile", "reservation", "created_by"],
                        validate_constraints=False)
         job.save()
+        if mode == SynthesisJob.Mode.STREAM:
+            # Its relay is about to read; the worker publishes only to a stream with a reader.
+            transaction.on_commit(lambda: stream_reader_mark(job_id=job.pk))
         _enqueue(job)
     logger.info(
         "synthesis_job_create.created",
@@ -193,10 +232,14 @@ def _after_finish(job: SynthesisJob) -> None:
         transaction.on_commit(lambda: batch_item_finished(tenant_id=tenant_id, batch_id=batch_id))
 
 
-def _release_holds(job: SynthesisJob) -> None:
-    """Give back what a job that produced nothing was holding. Call with the row locked."""
+def _release_holds(job: SynthesisJob, *, billed: int = 0) -> None:
+    """Close what an unfinished job holds: its quota hold (charging `billed` characters of it,
+    none by default) and its slot. Call with the row locked; the caller saves holds_slot."""
     if job.reservation_id:
-        quota_reservation_release(tenant=job.tenant_id, reservation_id=job.reservation_id)
+        if billed:
+            quota_reservation_settle(tenant=job.tenant_id, reservation_id=job.reservation_id, characters_used=billed)
+        else:
+            quota_reservation_release(tenant=job.tenant_id, reservation_id=job.reservation_id)
     if job.holds_slot:
         job_slot_release(tenant=job.tenant_id)
         job.holds_slot = False
@@ -204,13 +247,21 @@ def _release_holds(job: SynthesisJob) -> None:
 
 @transaction.atomic
 def synthesis_job_cancel(*, tenant: Tenant, job: SynthesisJob) -> SynthesisJob:
-    """Stop a job that has not finished; a finished job is left as it is."""
+    """Stop a job that has not finished; a finished job is left as it is.
+
+    A queued job gives its hold and slot back at once. A running one keeps them until its
+    worker, which checks between sentences, has stopped: the slot must not free capacity
+    that is still in use, and a stream is billed for the audio it had sent."""
     job = SynthesisJob.objects.for_tenant(tenant).select_for_update().get(pk=job.pk)
     if job.finished:
         return job
+    running = job.status == SynthesisJob.Status.RUNNING
     job.status = SynthesisJob.Status.CANCELLED
     job.finished_at = timezone.now()
-    _release_holds(job)
+    if running:
+        transaction.on_commit(lambda: job_cancel_mark(job_id=job.pk))
+    else:
+        _release_holds(job)
     job.save(update_fields=["status", "finished_at", "holds_slot"])
     _after_finish(job)
     return job
@@ -273,10 +324,13 @@ def _start_locked(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
         if job is None:
             logger.info("synthesis_job_run.missing", extra={"tenant_id": tenant_id, "job_id": job_id})
             return None
-        if job.status != SynthesisJob.Status.QUEUED and not _orphaned(job, _alive_worker_ids()):
+        orphaned = _orphaned(job, _alive_worker_ids())
+        if job.status != SynthesisJob.Status.QUEUED and not orphaned:
             # Finished, cancelled, or being run by another delivery of the same message.
             logger.info("synthesis_job_run.skipped",
                         extra={"tenant_id": tenant_id, "job_id": job_id, "status": job.status})
+            return None
+        if orphaned and _worker_died_locked(job):
             return None
         if job.attempts >= MAX_ATTEMPTS:
             _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
@@ -290,6 +344,60 @@ def _start_locked(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
         return job
 
 
+def _worker_died_locked(job: SynthesisJob) -> bool:
+    """Count a death of the worker process that was running `job` (call with the row locked).
+
+    A job may be what kills its workers (memory, a crash in native code), and every job in
+    flight in that process dies with it. So the job runs alone on its retry (see
+    worker_death_quarantine), and once its workers died PARLA_JOB_WORKER_DEATHS times while
+    running it, it is failed and refunded instead: True."""
+    job.worker_deaths += 1
+    job.save(update_fields=["worker_deaths"])
+    logger.warning("synthesis_job_run.worker_died",
+                   extra={"tenant_id": job.tenant_id, "job_id": job.pk, "deaths": job.worker_deaths,
+                          "worker_id": job.worker_id})
+    if job.worker_deaths < settings.PARLA_JOB_WORKER_DEATHS:
+        return False
+    _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
+                 message=f"The worker running this job stopped {job.worker_deaths} times while it ran; "
+                         "the characters were refunded.")
+    return True
+
+
+class _Quarantine:
+    """Jobs whose worker died while they ran ("suspects") run alone in their process, so a
+    second death is the suspect's own and takes no innocent job with it.
+
+    A suspect waits for the jobs running in this process to end, and no job starts while a
+    suspect waits or runs."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._running = 0
+        self._suspects = 0  # waiting or running
+
+    @contextmanager
+    def __call__(self, *, suspect: bool):
+        with self._condition:
+            if suspect:
+                self._suspects += 1
+                self._condition.wait_for(lambda: self._running == 0)
+            else:
+                self._condition.wait_for(lambda: self._suspects == 0)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._running -= 1
+                if suspect:
+                    self._suspects -= 1
+                self._condition.notify_all()
+
+
+worker_death_quarantine = _Quarantine()
+
+
 def _alive_worker_ids() -> set[str]:
     from synthesis.live import workers_alive
 
@@ -297,14 +405,17 @@ def _alive_worker_ids() -> set[str]:
 
 
 def _orphaned(job: SynthesisJob, alive: set[str]) -> bool:
-    """A running job whose worker is gone: it stopped sending heartbeats, or (for a job run
-    outside a worker) it has been running longer than any job may."""
+    """A running job whose worker is gone (see _worker_gone)."""
+    return job.status == SynthesisJob.Status.RUNNING and _worker_gone(job, alive)
+
+
+def _worker_gone(job: SynthesisJob, alive: set[str]) -> bool:
+    """The worker that took the job stopped sending heartbeats, or (for a job run outside a
+    worker) the job has been running longer than any job may."""
     from synthesis.tasks.actors import JOB_TIME_LIMIT_MS
 
     from synthesis import workers
 
-    if job.status != SynthesisJob.Status.RUNNING:
-        return False
     if job.worker_id:
         return job.worker_id != workers.current_worker_id and job.worker_id not in alive
     limit = dt.timedelta(milliseconds=JOB_TIME_LIMIT_MS) + dt.timedelta(seconds=60)
@@ -361,33 +472,89 @@ def _audio_key(job: SynthesisJob, extension: str) -> str:
     return f"tenants/{job.tenant_id}/jobs/{job.pk}.{extension}"
 
 
-def _store_audio(job: SynthesisJob, data: bytes, extension: str) -> str:
+def _store_audio(job: SynthesisJob, data: bytes | Path, extension: str) -> str:
     key = _audio_key(job, extension)
     # Deterministic name: a retried job overwrites its own file instead of adding one.
     if default_storage.exists(key):
         default_storage.delete(key)
-    return default_storage.save(key, ContentFile(data))
+    content = audio_content(data)
+    try:
+        return default_storage.save(key, content)
+    finally:
+        content.close()
 
 
 def wav_finalize(data: bytes) -> bytes:
     """Fill in the sizes of a WAV written with a streaming header (sizes unknown up front)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return data
-    out = bytearray(data)
-    out[4:8] = (len(out) - 8).to_bytes(4, "little")
+    head = _WAV_HEAD_BYTES
+    return _wav_sizes(data[:head], len(data)) + data[head:]
+
+
+# A streamed WAV's chunk headers, up to the start of its samples, fit in this many bytes.
+_WAV_HEAD_BYTES = 4096
+
+
+def _wav_sizes(head: bytes, total: int) -> bytes:
+    """`head`, the first bytes of a WAV of `total` bytes, with its RIFF and data sizes set."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return head
+    out = bytearray(head)
+    out[4:8] = (total - 8).to_bytes(4, "little")
     position = 12
     while position + 8 <= len(out):
         chunk_id, size = bytes(out[position : position + 4]), int.from_bytes(out[position + 4 : position + 8], "little")
         if chunk_id == b"data":
-            out[position + 4 : position + 8] = (len(out) - position - 8).to_bytes(4, "little")
+            out[position + 4 : position + 8] = (total - position - 8).to_bytes(4, "little")
             break
         position += 8 + size + (size & 1)
     return bytes(out)
 
 
+# A stream's stored copy is kept in memory up to this size, and on disk past it.
+STREAM_COPY_MEMORY_BYTES = 16 * 1024 * 1024
+
+
+class _StreamCopy:
+    """The stored copy of a stream, built as its pieces go out: bytes while small, a
+    temporary file (which the caller deletes once stored) when long."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._file = None
+
+    def add(self, piece: bytes) -> None:
+        self._size += len(piece)
+        if self._file is None and self._size > STREAM_COPY_MEMORY_BYTES:
+            self._file = tempfile.NamedTemporaryFile(prefix="parla-stream-", delete=False)  # noqa: SIM115
+            self._file.writelines(self._pieces)
+            self._pieces.clear()
+        if self._file is not None:
+            self._file.write(piece)
+        else:
+            self._pieces.append(piece)
+
+    def result(self, *, wav: bool) -> bytes | Path:
+        if self._file is None:
+            data = b"".join(self._pieces)
+            return wav_finalize(data) if wav else data
+        if wav:
+            self._file.seek(0)
+            head = self._file.read(_WAV_HEAD_BYTES)
+            self._file.seek(0)
+            self._file.write(_wav_sizes(head, self._size))
+        self._file.close()
+        return Path(self._file.name)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            Path(self._file.name).unlink(missing_ok=True)
+
+
 @dataclasses.dataclass
 class _Outcome:
-    data: bytes
+    data: bytes | Path  # a file: a long render's or a long stream's, deleted once stored
     content_type: str
     sample_rate: int
     audio_seconds: float
@@ -397,11 +564,51 @@ class _Outcome:
     cache_draft: CacheDraft | None = None  # a miss to store in the cache as the job settles
 
 
-def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None) -> _Outcome:
+class _Stopped(Exception):
+    """The render stopped early: its job was cancelled, or its stream's reader went away."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class _Delivered:
+    """What a stopped job had delivered: a stream's audio its reader was sent."""
+
+    characters: int = 0  # normalised characters of the segments spoken
+    seconds: float = 0.0
+
+
+class _JobWatch:
+    """A job's render watcher (synthesis.render.Watch): it stops the render past the job's
+    audio length limit or once the job is cancelled (synthesis.live's cancel mark: no query
+    per sentence), and counts what was spoken."""
+
+    def __init__(self, job: SynthesisJob) -> None:
+        self.job = job
+        self.spoken = _Delivered()
+        self.delivered = _Delivered()  # streams: what was published to the reader
+
+    def __call__(self, segment, seconds: float) -> None:
+        from synthesis.text.ssml import count_characters
+
+        limit = self.job.audio_seconds_limit
+        if limit is not None and seconds > limit:
+            raise AudioTooLongRequested(
+                f"The audio passed the plan's limit of {limit:,} seconds per request; it was stopped there.",
+                extra={"rendered_seconds": round(seconds, 1), "limit_seconds": limit},
+            )
+        if job_cancel_marked(job_id=self.job.pk):
+            raise _Stopped("cancelled")
+        self.spoken = _Delivered(self.spoken.characters + count_characters(segment.text), seconds)
+
+
+def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None, watch: _JobWatch) -> _Outcome:
     from synthesis.render import render
 
     request = _render_request(job, conditioning)
-    result = render(tenant=tenant_id, request=request, use_cache=True, store_later=True)
+    result = render(tenant=tenant_id, request=request, use_cache=True, store_later=True, watch=watch)
     return _Outcome(
         data=result.data, content_type=result.content_type, sample_rate=result.sample_rate,
         audio_seconds=result.duration_seconds, cache_hit=result.cache_hit,
@@ -410,24 +617,30 @@ def _run_file(job: SynthesisJob, tenant_id: int, conditioning: Path | None) -> _
     )
 
 
-def _run_stream(job: SynthesisJob, conditioning: Path | None) -> _Outcome:
+def _run_stream(job: SynthesisJob, conditioning: Path | None, watch: _JobWatch) -> _Outcome:
     from synthesis.render import render_stream
 
     request = _render_request(job, conditioning)
-    stream = render_stream(request)
+    stream = render_stream(request, watch=watch)
     job_event_publish(job_id=job.pk, event=JobEvent("meta", info={
         "content_type": stream.content_type, "sample_rate": stream.sample_rate, "engine": stream.engine,
     }))
-    pieces = []
-    for piece in stream.chunks:
-        pieces.append(piece)
-        job_event_publish(job_id=job.pk, event=JobEvent("chunk", data=piece))
-    data = b"".join(pieces)
-    if request.audio.format == "wav":
-        data = wav_finalize(data)
+    copy = _StreamCopy()
+    try:
+        for piece in stream.chunks:
+            copy.add(piece)
+            if not stream_chunk_publish(job_id=job.pk, data=piece, wait_seconds=settings.PARLA_STREAM_IDLE_SECONDS):
+                raise _Stopped("abandoned")
+            watch.delivered = watch.spoken
+    except BaseException:
+        copy.discard()
+        raise
+    data = copy.result(wav=request.audio.format == "wav")
     return _Outcome(
         data=data, content_type=stream.content_type, sample_rate=stream.sample_rate,
-        audio_seconds=_seconds_of(data, request.audio, stream.sample_rate),
+        # A long stream's copy is on disk: its length comes from the encoder, not a decode.
+        audio_seconds=stream.seconds() if isinstance(data, Path) else _seconds_of(data, request.audio,
+                                                                                  stream.sample_rate),
         cache_hit=False, model_version="", extension=request.audio.file_extension,
     )
 
@@ -452,54 +665,123 @@ def synthesis_job_execute(*, tenant_id: int, job_id: int) -> None:
     job = _start(tenant_id=tenant_id, job_id=job_id)
     if job is None:
         return
+    with worker_death_quarantine(suspect=job.worker_deaths > 0):
+        _execute(job)
+
+
+def _execute(job: SynthesisJob) -> None:
+    tenant_id, job_id = job.tenant_id, job.pk
     started = time.perf_counter()
+    watch = _JobWatch(job)
+    outcome = None
     try:
         with _local_file(_conditioning_storage_path(job)) as conditioning:
             if job.mode == SynthesisJob.Mode.STREAM:
-                outcome = _run_stream(job, conditioning)
+                outcome = _run_stream(job, conditioning, watch)
             else:
-                outcome = _run_file(job, tenant_id, conditioning)
+                outcome = _run_file(job, tenant_id, conditioning, watch)
         # Inside the try: a fault while settling (the database, storage) must not leave the
         # job running under a live worker, where recovery would never look for it.
-        _succeed(job, outcome, processing_seconds=time.perf_counter() - started)
+        _succeed(job, outcome, processing_seconds=time.perf_counter() - started, delivered=watch.delivered)
+    except _Stopped as stop:
+        _stop(job, reason=stop.reason, delivered=watch.delivered)
     except (ApplicationError, SynthesisFailed, EngineUnavailable) as exc:
-        # Permanent: the same input will fail the same way. Fail now, give everything back.
+        # Permanent: the same input will fail the same way. Fail now, give everything back
+        # (a stream pays for what it had sent).
         code = getattr(exc, "code", ErrorCode.SYNTHESIS_FAILED)
-        _fail(job, code=str(code), message=getattr(exc, "message", str(exc)))
-        return
+        _fail(job, code=str(code), message=getattr(exc, "message", str(exc)), delivered=watch.delivered)
     except (Exception, Interrupt) as exc:
         # Interrupt: the actor's time limit stopped a hung synthesis. Same as any other
         # transient fault: run it again while attempts are left.
         if job.mode == SynthesisJob.Mode.STREAM or job.attempts >= MAX_ATTEMPTS:
             logger.exception("synthesis_job_run.failed", extra={"tenant_id": tenant_id, "job_id": job_id})
-            _fail(job, code=ErrorCode.SYNTHESIS_FAILED, message="Synthesis failed; the characters were refunded.")
+            _fail(job, code=ErrorCode.SYNTHESIS_FAILED, message="Synthesis failed; the characters were refunded.",
+                  delivered=watch.delivered)
             return
         logger.warning("synthesis_job_run.retry", extra={"tenant_id": tenant_id, "job_id": job_id, "error": repr(exc)})
-        SynthesisJob.objects.for_tenant(tenant_id).filter(pk=job_id, status=SynthesisJob.Status.RUNNING).update(
-            status=SynthesisJob.Status.QUEUED
-        )
+        requeued = SynthesisJob.objects.for_tenant(tenant_id).filter(
+            pk=job_id, status=SynthesisJob.Status.RUNNING).update(status=SynthesisJob.Status.QUEUED)
+        if not requeued:  # cancelled meanwhile: nothing left to retry
+            _stop(job, reason="cancelled", delivered=watch.delivered)
+            return
         raise  # Transient: Dramatiq retries with backoff.
+    finally:
+        if outcome is not None and isinstance(outcome.data, Path):  # a long render's file, stored by now
+            outcome.data.unlink(missing_ok=True)
 
 
-def _fail(job: SynthesisJob, *, code: str, message: str) -> None:
+def _billed_for(job: SynthesisJob, delivered: _Delivered) -> int:
+    """The job's billed characters in the share of its text whose audio was delivered."""
+    from synthesis.text.ssml import count_characters
+
+    if delivered.characters <= 0 or not job.characters:
+        return 0
+    prepared = prepare(text=None if job.ssml else job.text, ssml=job.ssml or None, normalize=job.normalize,
+                       language=job.language)
+    total = sum(count_characters(segment.text) for segment in prepared.segments)
+    return min(job.characters, math.ceil(job.characters * delivered.characters / total)) if total else job.characters
+
+
+def _charge_delivered(job: SynthesisJob, delivered: _Delivered) -> int:
+    """Close the holds of a job that stopped early, charging what it delivered (a stream's
+    audio sent to its reader), and write that usage. Call with the row locked; returns the
+    characters billed. The caller saves the row."""
+    billed = _billed_for(job, delivered)
+    _release_holds(job, billed=billed)
+    if billed:
+        job.audio_seconds = round(delivered.seconds, 3)
+        usage_record_create(tenant=job.tenant_id, job=job, characters_billed=billed, cached=False,
+                            processing_seconds=0.0, model_version=_model_version(job))
+    return billed
+
+
+def _stop(job: SynthesisJob, *, reason: str, delivered: _Delivered) -> None:
+    """The render stopped: the tenant cancelled the job (its row already says so) or the
+    stream's reader left (then it is cancelled here). Its slot and the rest of its hold go back
+    only now that nothing runs for it any more."""
     with transaction.atomic():
         locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
-        if locked.status != SynthesisJob.Status.RUNNING:
-            return
-        _fail_locked(locked, code=code, message=message)
+        if locked.status == SynthesisJob.Status.RUNNING:
+            locked.status = SynthesisJob.Status.CANCELLED
+            locked.finished_at = timezone.now()
+            locked.error_code = "stream_abandoned"
+            locked.error_message = "The client stopped reading the stream; it was billed for the audio it was sent."
+            _after_finish(locked)
+        elif not (locked.status == SynthesisJob.Status.CANCELLED and locked.holds_slot):
+            return  # finished some other way, holds closed already
+        billed = _charge_delivered(locked, delivered if locked.mode == SynthesisJob.Mode.STREAM else _Delivered())
+        locked.save(update_fields=["status", "finished_at", "error_code", "error_message", "holds_slot",
+                                   "audio_seconds"])
+    transaction.on_commit(lambda: job_event_publish(job_id=job.pk, event=JobEvent("error", info={
+        "code": "cancelled", "message": "The job was cancelled."})))
+    logger.info("synthesis_job_run.stopped", extra={"tenant_id": job.tenant_id, "job_id": job.pk, "reason": reason,
+                                                    "characters_billed": billed})
 
 
-def _fail_locked(job: SynthesisJob, *, code: str, message: str) -> None:
-    """Mark an unfinished job failed and give back its holds. Call with the row locked."""
+def _fail(job: SynthesisJob, *, code: str, message: str, delivered: _Delivered | None = None) -> None:
+    delivered = delivered if delivered is not None and job.mode == SynthesisJob.Mode.STREAM else _Delivered()
+    with transaction.atomic():
+        locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
+        cancelled = locked.status == SynthesisJob.Status.CANCELLED and locked.holds_slot
+        if locked.status == SynthesisJob.Status.RUNNING:
+            _fail_locked(locked, code=code, message=message, delivered=delivered)
+    if cancelled:  # the tenant cancelled it while it ran: it stopped, whatever the error
+        _stop(job, reason="cancelled", delivered=delivered)
+
+
+def _fail_locked(job: SynthesisJob, *, code: str, message: str, delivered: _Delivered | None = None) -> None:
+    """Mark an unfinished job failed and give back its holds (a stream that had sent audio pays
+    for what it sent). Call with the row locked."""
     job.status = SynthesisJob.Status.FAILED
     job.error_code, job.error_message = str(code), message
     job.finished_at = timezone.now()
-    _release_holds(job)
-    job.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot"])
+    if _charge_delivered(job, delivered or _Delivered()):
+        job.error_message = f"{message} The stream was billed for the audio it had sent."
+    job.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot", "audio_seconds"])
     usage_failure_record(tenant=job.tenant_id, job=job)
     _after_finish(job)
     transaction.on_commit(lambda: job_event_publish(
-        job_id=job.pk, event=JobEvent("error", info={"code": str(code), "message": message})))
+        job_id=job.pk, event=JobEvent("error", info={"code": str(code), "message": job.error_message})))
     logger.info("synthesis_job_run.failed_permanently",
                 extra={"tenant_id": job.tenant_id, "job_id": job.pk, "code": str(code)})
 
@@ -532,7 +814,8 @@ DONE_FIELDS = ("storage_path", "format", "content_type", "sample_rate", "audio_s
                "model_version")
 
 
-def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float) -> None:
+def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float,
+             delivered: _Delivered | None = None) -> None:
     """Settle a job that produced audio: in one transaction the job row, its hold, its slot,
     its usage record and (a miss) its cache entry; then the metrics, then "done" (the request
     for its report rollup comes after: nobody waits on it).
@@ -546,7 +829,7 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
     result = {
         "storage_path": path, "format": AudioOptions(**job.audio_options).format,
         "content_type": outcome.content_type, "sample_rate": outcome.sample_rate,
-        "audio_seconds": round(outcome.audio_seconds, 3), "size_bytes": len(outcome.data),
+        "audio_seconds": round(outcome.audio_seconds, 3), "size_bytes": audio_size(outcome.data),
         "cache_hit": outcome.cache_hit, "processing_seconds": processing_seconds,
         "model_version": outcome.model_version,
     }
@@ -560,7 +843,8 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
             cache_row=outcome.cache_draft.row_values(cache_path) if cache_path else None,
         )
         if settled is None or not settled.succeeded:
-            _not_settled(job, path, cache_path, outcome.cache_draft, status=settled and settled.status_before)
+            _not_settled(job, path, cache_path, outcome.cache_draft, status=settled and settled.status_before,
+                         delivered=delivered)
             return
         rollup_tenant = job.tenant_id
         _after_finish(job)
@@ -568,7 +852,8 @@ def _succeed(job: SynthesisJob, outcome: _Outcome, *, processing_seconds: float)
         with transaction.atomic():
             locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
             if locked.finished:
-                _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status)
+                _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status,
+                             delivered=delivered)
                 return
             _succeed_locked(locked, result, billed=billed, usage_model_version=usage_model_version,
                             gpu_seconds=gpu_seconds)
@@ -604,14 +889,16 @@ def _cache_file_write(job: SynthesisJob, draft: CacheDraft | None) -> str | None
 
 
 def _not_settled(job: SynthesisJob, path: str, cache_path: str | None, draft: CacheDraft | None, *,
-                 status: str | None) -> None:
-    """The job was cancelled while it ran (nothing is charged, its audio is not kept), or
-    another run of it (a recovered one) finished first and wrote the same file."""
+                 status: str | None, delivered: _Delivered | None) -> None:
+    """The job was cancelled while it ran (its audio is not kept; it is charged only for
+    what a stream had sent), or another run of it (a recovered one) finished first and wrote
+    the same file."""
     if status != SynthesisJob.Status.CANCELLED:
         return
     transaction.on_commit(lambda: _delete_file(path))
     if cache_path and not CachedAudio.objects.for_tenant(job.tenant_id).filter(key=draft.key).exists():
         transaction.on_commit(lambda: _delete_file(cache_path))  # no entry shares the file
+    _stop(job, reason="cancelled", delivered=delivered or _Delivered())
 
 
 def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model_version: str,
@@ -639,7 +926,8 @@ def synthesis_jobs_recover_all_tenants(*, broker_lost: bool | None = None) -> in
     """Re-enqueue jobs whose message or worker was lost. Crosses tenants by design.
 
     - running, but its worker stopped sending heartbeats (or, run outside a worker, for
-      longer than a job may run): the worker died; run it again.
+      longer than a job may run): the worker died; run it again, unless its workers died
+      PARLA_JOB_WORKER_DEATHS times while running it (see _worker_died_locked).
     - queued, when the broker lost its messages (see live.broker_state_age), or enqueued
       longer ago than PARLA_JOB_REQUEUE_SECONDS: send it again (a duplicate is harmless,
       the actor is idempotent).
@@ -670,7 +958,10 @@ def synthesis_jobs_recover_all_tenants(*, broker_lost: bool | None = None) -> in
                 continue
             queued = job.status == SynthesisJob.Status.QUEUED
             lost_message = queued and (broker_lost or (job.enqueued_at and job.enqueued_at < stale_queued))
-            if not (lost_message or (presence_trusted and _orphaned(job, alive))):
+            orphaned = presence_trusted and _orphaned(job, alive)
+            if not (lost_message or orphaned):
+                continue
+            if orphaned and _worker_died_locked(job):
                 continue
             if job.attempts >= MAX_ATTEMPTS:
                 _fail_locked(job, code=ErrorCode.SYNTHESIS_FAILED,
@@ -683,6 +974,25 @@ def synthesis_jobs_recover_all_tenants(*, broker_lost: bool | None = None) -> in
         logger.info("synthesis_jobs_recover.requeued", extra={"tenant_id": tenant_id, "job_id": job_id})
         recovered += 1
     return recovered
+
+
+def cancelled_jobs_release_all_tenants() -> int:
+    """Close the holds of jobs cancelled while they ran whose worker died before it could
+    stop and settle them (a live worker does that itself). Crosses tenants by design."""
+    alive = _alive_worker_ids()
+    released = 0
+    stuck = SynthesisJob.objects.filter(status=SynthesisJob.Status.CANCELLED, holds_slot=True)
+    for tenant_id, job_id in stuck.values_list("tenant_id", "pk").iterator():
+        with transaction.atomic():
+            job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update(skip_locked=True).filter(
+                pk=job_id, holds_slot=True).first()
+            if job is None or not _worker_gone(job, alive):
+                continue
+            _release_holds(job)
+            job.save(update_fields=["holds_slot"])
+        logger.info("cancelled_jobs_release.released", extra={"tenant_id": tenant_id, "job_id": job_id})
+        released += 1
+    return released
 
 
 def stream_jobs_expire_all_tenants() -> int:

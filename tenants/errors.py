@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     AUDIO_CORRUPT = "audio_corrupt"
     AUDIO_TOO_SHORT = "audio_too_short"
     AUDIO_TOO_LONG = "audio_too_long"
+    AUDIO_TOO_LONG_REQUESTED = "audio_too_long_requested"
     PLAN_LIMIT = "plan_limit_reached"
     TEXT_TOO_LONG = "text_too_long"
     VOICE_NOT_READY = "voice_not_ready"

@@ -268,6 +268,13 @@ PARLA_STREAM_IDLE_SECONDS = env.float("PARLA_STREAM_IDLE_SECONDS", default=60.0)
 PARLA_JOB_REQUEUE_SECONDS = env.int("PARLA_JOB_REQUEUE_SECONDS", default=15 * 60)
 # The longest one synthesis job may run before its worker stops it (and retries it).
 PARLA_JOB_TIME_LIMIT_SECONDS = env.int("PARLA_JOB_TIME_LIMIT_SECONDS", default=10 * 60)
+# A job during which its worker process died this many times (out of memory, a crash in native
+# code, a kill) is failed and refunded: it may be what kills them. Once is enough in embedded
+# mode, whose worker is the web server: no request may bring the server down twice.
+PARLA_JOB_WORKER_DEATHS = env.int("PARLA_JOB_WORKER_DEATHS", default=1 if PARLA_EMBEDDED_WORKER else 2)
+# A file job whose engine audio passes this many seconds is rendered through files on disk, a
+# piece at a time (synthesis.audio.long), so a worker's memory stays bounded at any length.
+PARLA_LONG_RENDER_SECONDS = env.float("PARLA_LONG_RENDER_SECONDS", default=300.0)
 # Workers refresh their presence this often; one silent for three times as long is gone and
 # its running jobs are taken over.
 PARLA_WORKER_HEARTBEAT_SECONDS = env.float("PARLA_WORKER_HEARTBEAT_SECONDS", default=10.0)

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from synthesis.api.serializers import JobListFilterSerializer, JobOutputSerializer, SpeechInputSerializer
-from synthesis.live import job_event_next
+from synthesis.live import job_event_next, stream_event_next, stream_reader_gone
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
 from synthesis.services import DONE_FIELDS, synthesis_job_create, synthesis_job_delete, waiting_for_worker
@@ -252,30 +252,36 @@ class SpeechStreamView(TenantScopedAPIView):
 
 
 def stream_response(job: SynthesisJob, *, transform=None):
-    """Wait for the worker's first event, then relay its chunks as they arrive."""
+    """Wait for the worker's first event, then relay its chunks as they arrive.
+
+    While it waits and relays, this request is the stream's reader (synthesis.live): when the
+    client goes, the worker stops at its next sentence and the tenant pays for what was sent.
+    """
     if waiting_for_worker(job):
+        stream_reader_gone(job_id=job.pk)
         return job_accepted_response(job)
     deadline = time.monotonic() + settings.PARLA_SYNC_WAIT_SECONDS
     first = None
     while first is None and (left := deadline - time.monotonic()) > 0:
-        first = job_event_next(job_id=job.pk, timeout=min(left, 5.0))
-    if first is None:
+        first = stream_event_next(job_id=job.pk, timeout=min(left, 5.0))
+    if first is None or first.kind in ("error", "done"):
+        stream_reader_gone(job_id=job.pk)
         job.refresh_from_db()
-        return job_accepted_response(job)
-    if first.kind == "error":
-        job.refresh_from_db()
-        return job_failed_response(job)
-    if first.kind == "done":  # Nothing streamed (should not happen): serve the stored file.
-        job.refresh_from_db()
-        return speech_result_response(job)
+        if first is None:
+            return job_accepted_response(job)
+        # "done" first: nothing streamed (should not happen), so serve the stored file.
+        return job_failed_response(job) if first.kind == "error" else speech_result_response(job)
 
     def relay():
-        while True:
-            event = job_event_next(job_id=job.pk, timeout=settings.PARLA_STREAM_IDLE_SECONDS)
-            if event is None or event.kind in ("done", "error"):
-                return
-            if event.kind == "chunk" and event.data:
-                yield event.data
+        try:
+            while True:
+                event = stream_event_next(job_id=job.pk, timeout=settings.PARLA_STREAM_IDLE_SECONDS)
+                if event is None or event.kind in ("done", "error"):
+                    return
+                if event.kind == "chunk" and event.data:
+                    yield event.data
+        finally:  # the end, or the client went away (the server closes this generator)
+            stream_reader_gone(job_id=job.pk)
 
     chunks = relay() if transform is None else transform(relay())
     response = StreamingHttpResponse(chunks, content_type=first.info["content_type"])

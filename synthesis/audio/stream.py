@@ -87,6 +87,7 @@ class StreamEncoder:
         )
         self._header_sent = False
         self._finished = False
+        self.frames = 0  # encoded so far, at the output rate
         self._pipe: FfmpegPipe | None = None
         if options.format in ("mp3", "opus", "ogg"):
             # Started now so ffmpeg's start-up overlaps with synthesis of the first chunk.
@@ -150,6 +151,7 @@ class StreamEncoder:
 
     def _encode(self, mono: np.ndarray) -> bytes:
         frames = to_channels(mono, self.channels)
+        self.frames += len(frames)
         match self.options.format:
             case "wav":
                 data = b""

@@ -67,6 +67,10 @@ class Engine(ABC):
     """Base of every engine. Subclasses set `name` and implement the abstract methods."""
 
     name: str = ""
+    # Characters a second at speed 1, read fast: the web tier's floor on a request's audio
+    # length (synthesis.services). Piper and Kokoro read English at 13-19 here; a floor that
+    # errs short never refuses a request that would have fitted.
+    fast_reading_rate: float = 25.0
 
     def __init__(self, *, model_dir: Path, device: str = "cpu", threads: int = 1) -> None:
         self.model_dir = Path(model_dir)

@@ -21,6 +21,23 @@ class PreparedText:
     segments: Iterator[Segment]
     billed_characters: int
     is_ssml: bool
+    # SSML only (it is rendered in full anyway): every segment, for the length estimate.
+    rendered: tuple[Segment, ...] = ()
+
+    def audio_seconds_floor(self, *, characters_per_second: float, speed: float = 1.0) -> float:
+        """The least audio this input can make: every pause, and its words read at
+        `characters_per_second` (a fast reading of the voice) times `speed`.
+
+        An estimate that errs short, so a request refused on it is over its limit for sure;
+        the worker checks the real length as it renders.
+        """
+        if not self.is_ssml:
+            return self.billed_characters / (characters_per_second * speed)
+        seconds = 0.0
+        for segment in self.rendered:
+            rate = characters_per_second * speed * segment.prosody.rate
+            seconds += count_characters(segment.text) / rate + segment.pause_after_ms / 1000
+        return seconds
 
 
 def _one_of(text: str | None, ssml: str | None) -> str:
@@ -93,7 +110,8 @@ def prepare(
     if not any(speakable(segment.text) for segment in segments):
         raise InvalidText("Text is empty.")
     return PreparedText(
-        segments=iter(segments), billed_characters=document.billed_characters, is_ssml=True
+        segments=iter(segments), billed_characters=document.billed_characters, is_ssml=True,
+        rendered=tuple(segments),
     )
 
 

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -47,7 +48,10 @@ class Command(BaseCommand):
             )
         except ApplicationError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
-        output.write_bytes(result.data)
+        if isinstance(result.data, Path):  # a long render, already on disk
+            shutil.move(result.data, output)
+        else:
+            output.write_bytes(result.data)
         self.stdout.write(
             f"Wrote {output} ({result.duration_seconds:.1f} s, {result.content_type}, voice {voice}, "
             f"{result.billed_characters} characters)"
