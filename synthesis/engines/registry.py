@@ -25,9 +25,9 @@ ENGINE_CLASSES = {
     "piper": "synthesis.engines.piper.PiperEngine",
     "kokoro": "synthesis.engines.kokoro.KokoroEngine",
     "xtts": "synthesis.engines.xtts.XttsEngine",
-    "speecht5": "synthesis.engines.hf.SpeechT5Engine",
-    "mms": "synthesis.engines.hf.MmsEngine",
-    "bark": "synthesis.engines.hf.BarkEngine",
+    "speecht5": "synthesis.engines.speecht5.SpeechT5Engine",
+    "mms": "synthesis.engines.mms.MmsEngine",
+    "bark": "synthesis.engines.bark.BarkEngine",
 }
 DEFAULT_ENGINE = "piper"
 

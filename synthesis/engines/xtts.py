@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from synthesis.engines.base import EngineInfo, Licence, SynthesisRequest, VoiceInfo
-from synthesis.engines.hf import TorchEngine, as_mono_float32, import_torch
+from synthesis.engines.torch_base import TorchEngine, as_mono_float32, import_torch
 from synthesis.errors import EngineUnavailable, SynthesisFailed, UnknownVoice
 from synthesis.types import AudioChunk, Segment
 

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from synthesis.engines.base import SynthesisRequest
-from synthesis.engines.hf import BarkEngine, MmsEngine, SpeechT5Engine
+from synthesis.engines.bark import BarkEngine
+from synthesis.engines.mms import MmsEngine
+from synthesis.engines.speecht5 import SpeechT5Engine
 from synthesis.engines.xtts import XttsEngine, torchaudio_stand_in
 from synthesis.errors import EngineUnavailable, UnknownVoice
 from synthesis.types import AudioChunk, Segment
@@ -337,7 +339,7 @@ class Block:
 sys.meta_path.insert(0, Block())
 from pathlib import Path
 from synthesis.engines.xtts import XttsEngine
-from synthesis.engines.hf import SpeechT5Engine
+from synthesis.engines.speecht5 import SpeechT5Engine
 xtts = XttsEngine(model_dir=Path("{xtts.model_dir}"))
 speecht5 = SpeechT5Engine(model_dir=Path("{speecht5.model_dir}"))
 print(xtts.info.name, len(xtts.voices()), len(speecht5.voices()))
