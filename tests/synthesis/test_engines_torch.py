@@ -18,7 +18,8 @@ from synthesis.engines.base import SynthesisRequest
 from synthesis.engines.bark import BarkEngine
 from synthesis.engines.mms import MmsEngine
 from synthesis.engines.speecht5 import SpeechT5Engine
-from synthesis.engines.xtts import XttsEngine, torchaudio_stand_in
+from synthesis.engines.xtts import XttsEngine
+from synthesis.engines.xtts_torchaudio import torchaudio_stand_in
 from synthesis.errors import EngineUnavailable, UnknownVoice
 from synthesis.types import AudioChunk, Segment
 from tests.synthesis import tiny_models
