@@ -129,7 +129,8 @@ def seed(args, rng: random.Random) -> dict:
         tenant = tenant_create(name=f"Bench tenant {index}", slug=f"bench-{index}", plan=plan,
                                time_zone="Europe/Berlin" if index == 0 else rng.choice(
                                    ["UTC", "America/New_York", "Asia/Tokyo", "Europe/London"]))
-        keys = [api_key_create(tenant=tenant, name=f"key-{k}", scopes=["usage"]).api_key.pk for k in range(5)]
+        keys = [api_key_create(tenant=tenant, actor=None, name=f"key-{k}", scopes=["usage"]).api_key.pk
+                for k in range(5)]
         tenants.append((tenant, keys))
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first_moment = today - dt.timedelta(days=365)

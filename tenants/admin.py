@@ -143,7 +143,7 @@ class TenantAdmin(admin.ModelAdmin):
         for membership in formset.save(commit=False):
             if membership.pk is None:
                 membership_create(
-                    tenant=form.instance, user=membership.user, role=membership.role,
+                    tenant=form.instance, actor=None, user=membership.user, role=membership.role,
                     context=_context(request),
                 )
             else:
@@ -212,6 +212,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return  # Keys are immutable; revoke instead.
         created = api_key_create(
             tenant=form.cleaned_data["tenant"],
+            actor=None,  # an operator, not a member of the tenant
             name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             context=_context(request),
@@ -230,7 +231,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset) -> None:
         for api_key in queryset.select_related("tenant"):
-            api_key_revoke(tenant=api_key.tenant, api_key=api_key, context=_context(request))
+            api_key_revoke(tenant=api_key.tenant, actor=None, api_key=api_key, context=_context(request))
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
 
 

@@ -7,7 +7,7 @@ from config.logging import log_context_bind
 from tenants.errors import ApiKeyRevoked, InvalidApiKey, NoTenant, TenantSuspended
 from tenants.keys import secret_matches, split_prefix
 from tenants.models import ApiKey, Membership, Tenant
-from tenants.selectors import api_key_by_prefix, tenant_for_user
+from tenants.selectors import api_key_by_prefix, membership_for_user, tenant_for_user
 
 SESSION_TENANT_KEY = "parla_tenant_id"
 
@@ -55,8 +55,13 @@ class TenantSessionAuthentication(authentication.SessionAuthentication):
     """Dashboard sessions (CSRF enforced by the parent class)."""
 
 
-def tenant_for_request(request) -> Tenant:
-    """The tenant a request acts for, from its credential only (never from URL or body)."""
+def tenant_for_request(request, *, allow_suspended: bool = False) -> Tenant:
+    """The tenant a request acts for, from its credential only (never from URL or body).
+
+    The one lookup behind the API base views, the dashboard pages and TenantMiddleware.
+    `allow_suspended` is for the middleware alone: templates still name a suspended
+    workspace (and offer the switch to another), while every page and API view refuses it.
+    """
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiKey):
         return auth.tenant
@@ -67,9 +72,20 @@ def tenant_for_request(request) -> Tenant:
     if tenant is None:
         raise NoTenant()
     log_context_bind(tenant_id=tenant.pk)
-    if not tenant.is_active:
+    if not tenant.is_active and not allow_suspended:
         raise TenantSuspended()
     return tenant
+
+
+def membership_for_request(request) -> Membership | None:
+    """The membership a dashboard session acts with in request.tenant, for the services that
+    check roles. None for API-key requests: a key's scopes stand in for a role."""
+    if isinstance(getattr(request, "auth", None), ApiKey):
+        return None
+    tenant = getattr(request, "tenant", None)
+    if not tenant:  # none resolved (the middleware's lazy None is falsy)
+        return None
+    return membership_for_user(tenant=tenant, user=getattr(request, "user", None))
 
 
 # Dashboard users act with scopes that follow their role: members neither manage keys nor
@@ -87,10 +103,5 @@ def scopes_for_request(request) -> set[str]:
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiKey):
         return set(auth.scopes)
-    tenant = getattr(request, "tenant", None)
-    if tenant is None:
-        return set()
-    role = (
-        Membership.objects.for_tenant(tenant).filter(user=request.user).values_list("role", flat=True).first()
-    )
-    return _ROLE_SCOPES.get(role, set())
+    membership = membership_for_request(request)
+    return _ROLE_SCOPES.get(membership.role, set()) if membership else set()

@@ -18,14 +18,11 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
-from tenants.authentication import tenant_for_request
-from tenants.errors import ApplicationError, ErrorCode, NoTenant, NotFound, TenantSuspended, error_body
-from tenants.models import Membership
+from tenants.authentication import membership_for_request, tenant_for_request
+from tenants.errors import ApplicationError, ErrorCode, Forbidden, NoTenant, NotFound, TenantSuspended, error_body
 from tenants.ratelimit import RateLimitResult, tenant_rate_limit_hit
 from tenants.selectors import membership_list_for_user, membership_role
-
-# Roles that manage keys, members and settings.
-MANAGER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
+from tenants.services import MANAGER_ROLES
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,8 @@ def can_manage(role: str | None) -> bool:
 def tenant_page(view=None, *, managers_only: bool = False):
     """Decorate a page view: signed-in member of an active tenant (and owner/admin if asked).
 
-    Sets request.tenant and request.tenant_role. A foreign or missing object (NotFound from a
+    Sets request.tenant, request.tenant_membership (the acting membership, for the services)
+    and request.tenant_role. A foreign or missing object (NotFound from a
     selector) becomes the 404 page, so another tenant's ids look exactly like unknown ones.
     """
 
@@ -68,13 +66,17 @@ def tenant_page(view=None, *, managers_only: bool = False):
                 return render(request, "tenants/no_tenant.html", status=403)
             except TenantSuspended:
                 return render(request, "tenants/suspended.html", status=403)
-            request.tenant_role = membership_role(tenant=request.tenant, user=request.user)
+            # The acting membership goes to the services, which check the role again.
+            request.tenant_membership = membership_for_request(request)
+            request.tenant_role = request.tenant_membership.role if request.tenant_membership else None
             if managers_only and not can_manage(request.tenant_role):
                 raise PermissionDenied("Only owners and admins can open this page.")
             try:
                 return func(request, *args, **kwargs)
             except NotFound as exc:
                 raise Http404(exc.message) from None
+            except Forbidden as exc:  # a service refused the acting member's role
+                raise PermissionDenied(exc.message) from None
 
         return wrapper
 

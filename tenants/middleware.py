@@ -1,14 +1,16 @@
 from django.utils.functional import SimpleLazyObject
+from rest_framework.exceptions import NotAuthenticated
 
-from config.logging import log_context_bind
-from tenants.authentication import SESSION_TENANT_KEY
-from tenants.selectors import tenant_for_user
+from tenants.authentication import tenant_for_request
+from tenants.errors import NoTenant
 
 
 class TenantMiddleware:
     """Puts the signed-in user's active tenant on request.tenant for server-rendered pages.
 
-    API views resolve the tenant themselves from the credential (tenants.api_base).
+    It asks tenant_for_request, the one lookup the API base views and the dashboard pages use,
+    so a template can never name a tenant the credential does not act for. API views resolve
+    the tenant again from their own credential (tenants.api_base).
     """
 
     def __init__(self, get_response):
@@ -20,10 +22,9 @@ class TenantMiddleware:
 
     @staticmethod
     def _tenant(request):
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
+        try:
+            # A suspended workspace is still named: its page says so and offers the switcher.
+            # Pages themselves refuse it (tenants.dashboard.tenant_page).
+            return tenant_for_request(request, allow_suspended=True)
+        except (NotAuthenticated, NoTenant):
             return None
-        tenant = tenant_for_user(user=user, tenant_id=request.session.get(SESSION_TENANT_KEY))
-        if tenant is not None:
-            log_context_bind(tenant_id=tenant.pk)
-        return tenant

@@ -170,6 +170,13 @@ def tenant_for_user(*, user, tenant_id: int | None = None) -> Tenant | None:
     return first.tenant if first else None
 
 
+def membership_for_user(*, tenant: Tenant, user) -> Membership | None:
+    """The user's membership in this tenant: who acts, for the services that check roles."""
+    if user is None or not user.is_authenticated:
+        return None
+    return Membership.objects.for_tenant(tenant).filter(user=user).first()
+
+
 def membership_role(*, tenant: Tenant, user) -> str | None:
-    membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
+    membership = membership_for_user(tenant=tenant, user=user)
     return membership.role if membership else None

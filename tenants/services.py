@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 User = get_user_model()
 
 ALL_SCOPES = [scope.value for scope in ApiKey.Scope]
+# Roles that manage keys, members, invitations and settings.
+MANAGER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,72 @@ def tenant_webhook_secret_rotate(*, tenant: Tenant, context: AuditContext = SYST
     return tenant.webhook_secret
 
 
+# --- Who may do what --------------------------------------------------------------------------
+#
+# Role rules live here, not in the views, so that every way in (dashboard, API, a future one)
+# obeys them. The services that manage members, invitations and keys take `actor`: the
+# membership acting, or None when no member acts (a management command, an operator in the
+# admin, an API key whose scopes the API checked). There is no default, so each caller says.
+
+
+def _actor_role(*, tenant: Tenant, actor: Membership | None) -> str | None:
+    """The acting member's role, read again now (after the caller's lock, if it took one).
+
+    SECURITY: the role the request started with may be stale (demoted or removed meanwhile),
+    and a membership of another tenant has no rights here; both are refused."""
+    if actor is None:
+        return None
+    role = Membership.objects.for_tenant(tenant).filter(pk=actor.pk).values_list("role", flat=True).first()
+    if role is None:
+        raise Forbidden("You are not a member of this workspace.")
+    return role
+
+
+def _require_manager(*, tenant: Tenant, actor: Membership | None, action: str) -> str | None:
+    """The actor's role (None: no member acts), or Forbidden unless it is owner or admin."""
+    role = _actor_role(tenant=tenant, actor=actor)
+    if actor is not None and role not in MANAGER_ROLES:
+        raise Forbidden(f"Only owners and admins can {action}.", extra={"role": role})
+    return role
+
+
+def _is_owner_or_system(role: str | None, actor: Membership | None) -> bool:
+    return actor is None or role == Membership.Role.OWNER
+
+
+def _keeps_an_owner(*, tenant: Tenant, without: Membership) -> None:
+    if not (
+        Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=without.pk).exists()
+    ):
+        raise InvalidState("A tenant needs at least one owner; make someone else owner first.")
+
+
+def _membership_for_change(
+    *, tenant: Tenant, actor: Membership | None, membership: Membership, action: str
+) -> tuple[Membership, str | None]:
+    """Lock the tenant row, check that the actor manages members, and read the membership
+    afresh: (membership, the actor's role).
+
+    NOTE: the tenant row lock serialises every role change and removal of the tenant, so two
+    owners demoting or removing each other at once cannot leave it without an owner, and the
+    roles read after it are current."""
+    Tenant.objects.select_for_update().get(pk=tenant.pk)
+    actor_role = _require_manager(tenant=tenant, actor=actor, action=action)
+    found = Membership.objects.for_tenant(tenant).select_related("user").filter(pk=membership.pk).first()
+    if found is None:
+        raise NotFound()
+    return found, actor_role
+
+
 @transaction.atomic
 def membership_create(
-    *, tenant: Tenant, user, role: str = Membership.Role.MEMBER, context: AuditContext = SYSTEM
+    *, tenant: Tenant, actor: Membership | None, user, role: str = Membership.Role.MEMBER,
+    context: AuditContext = SYSTEM,
 ) -> Membership:
+    """Add a user with a role. Owners and admins add members; only owners add owners."""
+    actor_role = _require_manager(tenant=tenant, actor=actor, action="add members")
+    if role == Membership.Role.OWNER and not _is_owner_or_system(actor_role, actor):
+        raise Forbidden("Only an owner can make someone owner.")
     membership = Membership(tenant=tenant, user=user, role=role)
     membership.full_clean()
     membership.save()
@@ -152,16 +216,20 @@ def membership_create(
 
 
 @transaction.atomic
-def membership_delete(*, tenant: Tenant, membership: Membership, context: AuditContext = SYSTEM) -> None:
-    """Remove a member. A tenant always keeps at least one owner."""
-    # NOTE: the tenant row lock serialises removals, so two owners removing each other at
-    # once cannot leave the tenant without an owner.
-    Tenant.objects.select_for_update().get(pk=tenant.pk)
-    membership = Membership.objects.for_tenant(tenant).select_related("user").get(pk=membership.pk)
-    if membership.role == Membership.Role.OWNER and not (
-        Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()
-    ):
-        raise InvalidState("A tenant needs at least one owner; make someone else owner first.")
+def membership_delete(
+    *, tenant: Tenant, actor: Membership | None, membership: Membership, context: AuditContext = SYSTEM
+) -> None:
+    """Remove a member. Owners and admins remove others, but only an owner removes an owner,
+    nobody removes themselves here, and a tenant always keeps at least one owner."""
+    membership, actor_role = _membership_for_change(
+        tenant=tenant, actor=actor, membership=membership, action="remove members"
+    )
+    if actor is not None and membership.pk == actor.pk:
+        raise InvalidState("You cannot remove yourself. Ask another owner or admin.")
+    if membership.role == Membership.Role.OWNER:
+        if not _is_owner_or_system(actor_role, actor):
+            raise Forbidden("Only an owner can remove an owner.")
+        _keeps_an_owner(tenant=tenant, without=membership)
     audit_event_record(
         tenant=tenant, action="membership.deleted", context=context, obj=membership,
         extra={"user": membership.user.get_username(), "role": membership.role},
@@ -171,20 +239,27 @@ def membership_delete(*, tenant: Tenant, membership: Membership, context: AuditC
 
 @transaction.atomic
 def membership_role_change(
-    *, tenant: Tenant, membership: Membership, role: str, context: AuditContext = SYSTEM
+    *, tenant: Tenant, actor: Membership | None, membership: Membership, role: str,
+    context: AuditContext = SYSTEM,
 ) -> Membership:
-    """Give a member another role. A tenant always keeps at least one owner."""
+    """Give a member another role. Owners and admins change roles, but only owners make an
+    owner or change an owner's role, nobody changes their own role here, and a tenant always
+    keeps at least one owner."""
     if role not in Membership.Role.values:
         raise ApplicationError(f"Unknown role {role!r}.", extra={"allowed": list(Membership.Role.values)})
-    Tenant.objects.select_for_update().get(pk=tenant.pk)  # serialises with removals, as above
-    membership = Membership.objects.for_tenant(tenant).select_related("user").get(pk=membership.pk)
+    membership, actor_role = _membership_for_change(
+        tenant=tenant, actor=actor, membership=membership, action="change roles"
+    )
+    if actor is not None and membership.pk == actor.pk:
+        raise InvalidState("You cannot change your own role. Ask another owner.")
     previous = membership.role
+    if Membership.Role.OWNER in (role, previous) and not _is_owner_or_system(actor_role, actor):
+        # SECURITY: only owners make owners or change an owner's role.
+        raise Forbidden("Only an owner can make someone owner or change an owner's role.")
     if previous == role:
         return membership
-    if previous == Membership.Role.OWNER and not (
-        Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=membership.pk).exists()
-    ):
-        raise InvalidState("A tenant needs at least one owner; make someone else owner first.")
+    if previous == Membership.Role.OWNER:
+        _keeps_an_owner(tenant=tenant, without=membership)
     membership.role = role
     membership.save(update_fields=["role"])
     audit_event_record(
@@ -217,18 +292,24 @@ class CreatedInvitation:
 
 @transaction.atomic
 def invitation_create(
-    *, tenant: Tenant, email: str, role: str = Membership.Role.MEMBER, context: AuditContext = SYSTEM
+    *, tenant: Tenant, actor: Membership | None, email: str, role: str = Membership.Role.MEMBER,
+    context: AuditContext = SYSTEM,
 ) -> CreatedInvitation:
     """Invite an address to the tenant. The token for the e-mailed link is returned here once.
 
-    Inviting an address again renews its open invitation (new link, expiry and role); the
-    old link stops working. SECURITY: nothing here reads or changes accounts, so the inviter
-    learns nothing about whether the address has one, and nobody joins without accepting.
+    Owners and admins invite; only owners invite owners. Inviting an address again renews its
+    open invitation (new link, expiry and role); the old link stops working. SECURITY:
+    nothing here reads or changes accounts, so the inviter learns nothing about whether the
+    address has one, and nobody joins without accepting.
     """
     email = User.objects.normalize_email(email).strip().lower()
     if role not in Membership.Role.values:
         raise ApplicationError(f"Unknown role {role!r}.", extra={"fields": {"role": ["Unknown role."]}})
     Tenant.objects.select_for_update().get(pk=tenant.pk)  # one open invitation per address, even in a race
+    actor_role = _require_manager(tenant=tenant, actor=actor, action="invite members")
+    if role == Membership.Role.OWNER and not _is_owner_or_system(actor_role, actor):
+        message = "Only an owner can invite an owner."
+        raise Forbidden(message, extra={"fields": {"role": [message]}})
     if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
         message = f"{email} is already a member of {tenant.name}."
         raise InvalidState(message, extra={"fields": {"email": [message]}})
@@ -250,8 +331,17 @@ def invitation_create(
 
 
 @transaction.atomic
-def invitation_revoke(*, tenant: Tenant, invitation: Invitation, context: AuditContext = SYSTEM) -> None:
-    invitation = Invitation.objects.for_tenant(tenant).select_for_update().get(pk=invitation.pk)
+def invitation_revoke(
+    *, tenant: Tenant, actor: Membership | None, invitation: Invitation, context: AuditContext = SYSTEM
+) -> None:
+    """Withdraw an open invitation. Owners and admins withdraw them; only owners withdraw an
+    invitation to become owner."""
+    actor_role = _require_manager(tenant=tenant, actor=actor, action="withdraw invitations")
+    invitation = Invitation.objects.for_tenant(tenant).select_for_update().filter(pk=invitation.pk).first()
+    if invitation is None:
+        raise NotFound()
+    if invitation.role == Membership.Role.OWNER and not _is_owner_or_system(actor_role, actor):
+        raise Forbidden("Only an owner can withdraw an invitation to become owner.")
     if invitation.accepted_at is not None:
         raise InvalidState("This invitation was already accepted.")
     audit_event_record(
@@ -276,7 +366,10 @@ def invitation_accept(*, invitation: Invitation, user, context: AuditContext = S
         raise Forbidden("This invitation was sent to another e-mail address.")
     membership = Membership.objects.for_tenant(tenant).filter(user=user).first()
     if membership is None:
-        membership = membership_create(tenant=tenant, user=user, role=invitation.role, context=context)
+        # actor=None: the invitation is the authority, and its role was checked when it was made.
+        membership = membership_create(
+            tenant=tenant, actor=None, user=user, role=invitation.role, context=context
+        )
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
@@ -313,11 +406,14 @@ class CreatedApiKey:
 def api_key_create(
     *,
     tenant: Tenant,
+    actor: Membership | None,
     name: str,
     scopes: list[str] | None = None,
     context: AuditContext = SYSTEM,
 ) -> CreatedApiKey:
-    """Create a key; the plaintext is returned here once and never stored."""
+    """Create a key; the plaintext is returned here once and never stored. Owners and admins
+    create keys (actor None: a command, an operator, or a key holding the keys scope)."""
+    _require_manager(tenant=tenant, actor=actor, action="manage API keys")
     scopes = sorted(set(ALL_SCOPES if scopes is None else scopes))
     if unknown := set(scopes) - set(ALL_SCOPES):
         raise ApplicationError("Unknown scopes.", extra={"fields": {"scopes": sorted(unknown)}})
@@ -364,9 +460,15 @@ def api_key_create(
 
 
 @transaction.atomic
-def api_key_revoke(*, tenant: Tenant, api_key: ApiKey, context: AuditContext = SYSTEM) -> ApiKey:
-    """Revoke at once. Revoking a revoked key is a no-op (DELETE is idempotent)."""
-    api_key = ApiKey.objects.for_tenant(tenant).select_for_update().get(pk=api_key.pk)
+def api_key_revoke(
+    *, tenant: Tenant, actor: Membership | None, api_key: ApiKey, context: AuditContext = SYSTEM
+) -> ApiKey:
+    """Revoke at once. Revoking a revoked key is a no-op (DELETE is idempotent). Owners and
+    admins revoke keys."""
+    _require_manager(tenant=tenant, actor=actor, action="manage API keys")
+    api_key = ApiKey.objects.for_tenant(tenant).select_for_update().filter(pk=api_key.pk).first()
+    if api_key is None:
+        raise NotFound()
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])

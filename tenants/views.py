@@ -63,6 +63,7 @@ def keys_page(request):
         try:
             created = api_key_create(
                 tenant=request.tenant,
+                actor=request.tenant_membership,
                 name=form.cleaned_data["name"],
                 scopes=form.cleaned_data["scopes"],
                 context=AuditContext.from_request(request),
@@ -88,8 +89,14 @@ def keys_page(request):
 @tenant_page(managers_only=True)
 def key_revoke(request, key_id: int):
     api_key = api_key_get(tenant=request.tenant, api_key_id=key_id)
-    api_key_revoke(tenant=request.tenant, api_key=api_key, context=AuditContext.from_request(request))
-    messages.success(request, f"The key “{api_key.name}” ({api_key.prefix}…) is revoked; it is refused from now on.")
+    try:
+        api_key_revoke(tenant=request.tenant, actor=request.tenant_membership, api_key=api_key,
+                       context=AuditContext.from_request(request))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"The key “{api_key.name}” ({api_key.prefix}…) is revoked; "
+                                  "it is refused from now on.")
     return redirect("tenants:keys")
 
 
@@ -170,8 +177,9 @@ def member_add(request):
     if not form.is_valid():
         return _settings_page(request, member_form=form)
     try:
-        created = invitation_create(tenant=request.tenant, email=form.cleaned_data["email"],
-                                    role=form.cleaned_data["role"], context=AuditContext.from_request(request))
+        created = invitation_create(tenant=request.tenant, actor=request.tenant_membership,
+                                    email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+                                    context=AuditContext.from_request(request))
     except ApplicationError as exc:
         form_add_application_error(form, exc)
         return _settings_page(request, member_form=form)
@@ -188,11 +196,9 @@ def member_add(request):
 @tenant_page(managers_only=True)
 def invitation_revoke_view(request, invitation_id: int):
     invitation = invitation_get(tenant=request.tenant, invitation_id=invitation_id)
-    if invitation.role == Membership.Role.OWNER and request.tenant_role != Membership.Role.OWNER:
-        messages.error(request, "Only an owner can withdraw an invitation to become owner.")
-        return redirect(reverse("tenants:settings") + "#members")
     try:
-        invitation_revoke(tenant=request.tenant, invitation=invitation, context=AuditContext.from_request(request))
+        invitation_revoke(tenant=request.tenant, actor=request.tenant_membership, invitation=invitation,
+                          context=AuditContext.from_request(request))
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
@@ -254,18 +260,14 @@ def _joined(request, membership):
 @tenant_page(managers_only=True)
 def member_remove(request, membership_id: int):
     membership = membership_get(tenant=request.tenant, membership_id=membership_id)
-    if membership.user_id == request.user.pk:
-        messages.error(request, "You cannot remove yourself. Ask another owner or admin.")
-    elif membership.role == Membership.Role.OWNER and request.tenant_role != Membership.Role.OWNER:
-        messages.error(request, "Only an owner can remove an owner.")
+    try:
+        # The service decides who may remove whom (yourself, an owner, the last owner).
+        membership_delete(tenant=request.tenant, actor=request.tenant_membership, membership=membership,
+                          context=AuditContext.from_request(request))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
     else:
-        try:
-            membership_delete(tenant=request.tenant, membership=membership,
-                              context=AuditContext.from_request(request))
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"{membership.user.email or membership.user.get_username()} was removed.")
+        messages.success(request, f"{membership.user.email or membership.user.get_username()} was removed.")
     return redirect(reverse("tenants:settings") + "#members")
 
 
@@ -275,18 +277,13 @@ def member_role_change(request, membership_id: int):
     membership = membership_get(tenant=request.tenant, membership_id=membership_id)
     role = request.POST.get("role", "")
     name = membership.user.email or membership.user.get_username()
-    actor_is_owner = request.tenant_role == Membership.Role.OWNER
-    if membership.user_id == request.user.pk:
-        messages.error(request, "You cannot change your own role. Ask another owner.")
-    elif role not in Membership.Role.values:
+    if role not in Membership.Role.values:
         messages.error(request, "Choose a role: owner, admin or member.")
-    elif not actor_is_owner and Membership.Role.OWNER in (role, membership.role):
-        # SECURITY: only owners make owners or change an owner's role.
-        messages.error(request, "Only an owner can make someone owner or change an owner's role.")
     else:
         try:
-            membership_role_change(tenant=request.tenant, membership=membership, role=role,
-                                   context=AuditContext.from_request(request))
+            # The service decides who may give which role (your own, an owner's, the last owner's).
+            membership_role_change(tenant=request.tenant, actor=request.tenant_membership, membership=membership,
+                                   role=role, context=AuditContext.from_request(request))
         except ApplicationError as exc:
             messages.error(request, exc.message)
         else:

@@ -14,7 +14,7 @@ from tenants.api.serializers import (
     WebhookSettingsOutputSerializer,
 )
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
-from tenants.authentication import scopes_for_request
+from tenants.authentication import membership_for_request, scopes_for_request
 from tenants.models import ApiKey
 from tenants.selectors import tenant_usage_summary
 from tenants.services import (
@@ -46,11 +46,14 @@ class TenantView(TenantScopedAPIView):
 
 
 class ApiKeyViewSet(TenantScopedViewSet):
-    queryset = ApiKey.objects.select_related("created_by")
+    queryset = ApiKey.objects  # Scoped by the base class.
     required_scope = ApiKey.Scope.KEYS.value
     pagination_class = CreatedAtCursorPagination
     serializer_class = ApiKeyOutputSerializer
     lookup_value_regex = r"\d+"
+
+    def scope_queryset(self, qs):
+        return qs.select_related("created_by")
 
     @extend_schema(responses=ApiKeyOutputSerializer(many=True), tags=["keys"])
     def list(self, request: Request) -> Response:
@@ -68,6 +71,7 @@ class ApiKeyViewSet(TenantScopedViewSet):
         scopes = serializer.validated_data.get("scopes") or sorted(scopes_for_request(request))
         created = api_key_create(
             tenant=request.tenant,
+            actor=membership_for_request(request),
             name=serializer.validated_data["name"],
             scopes=scopes,
             context=AuditContext.from_request(request),
@@ -80,7 +84,8 @@ class ApiKeyViewSet(TenantScopedViewSet):
     @extend_schema(responses={204: None}, tags=["keys"])
     def destroy(self, request: Request, pk: str) -> Response:
         api_key_revoke(
-            tenant=request.tenant, api_key=self.get_object(), context=AuditContext.from_request(request)
+            tenant=request.tenant, actor=membership_for_request(request), api_key=self.get_object(),
+            context=AuditContext.from_request(request),
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 

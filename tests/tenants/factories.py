@@ -59,7 +59,7 @@ class ApiKeyFactory:
     @classmethod
     def create_with_plaintext(cls, *, tenant: Tenant, scopes=None, name=None) -> CreatedApiKey:
         cls._n += 1
-        return api_key_create(tenant=tenant, name=name or f"key-{cls._n}", scopes=scopes)
+        return api_key_create(tenant=tenant, actor=None, name=name or f"key-{cls._n}", scopes=scopes)
 
     @classmethod
     def create(cls, **kwargs) -> ApiKey:

@@ -329,7 +329,7 @@ def test_member_remove_of_another_tenants_membership_is_not_found(owner_client):
 
 def test_membership_delete_keeps_the_last_owner(owner):
     with pytest.raises(InvalidState, match="at least one owner"):
-        membership_delete(tenant=owner.tenant, membership=owner)
+        membership_delete(tenant=owner.tenant, actor=None, membership=owner)
 
     assert Membership.objects.for_tenant(owner.tenant).filter(pk=owner.pk).exists()
 
@@ -337,7 +337,7 @@ def test_membership_delete_keeps_the_last_owner(owner):
 def test_membership_delete_is_audited(owner):
     other = MembershipFactory(tenant=owner.tenant, role=Membership.Role.OWNER)
 
-    membership_delete(tenant=owner.tenant, membership=other)
+    membership_delete(tenant=owner.tenant, actor=None, membership=other)
 
     event = AuditEvent.objects.for_tenant(owner.tenant).get(action="membership.deleted")
     assert event.extra == {"user": other.user.username, "role": "owner"}
@@ -505,10 +505,10 @@ def test_member_role_change_refuses_your_own_role_and_unknown_roles(owner, owner
 
 def test_membership_role_change_keeps_the_last_owner(owner):
     second = MembershipFactory(tenant=owner.tenant, role=Membership.Role.OWNER)
-    membership_role_change(tenant=owner.tenant, membership=second, role=Membership.Role.ADMIN)
+    membership_role_change(tenant=owner.tenant, actor=None, membership=second, role=Membership.Role.ADMIN)
 
     with pytest.raises(InvalidState, match="at least one owner"):
-        membership_role_change(tenant=owner.tenant, membership=owner, role=Membership.Role.MEMBER)
+        membership_role_change(tenant=owner.tenant, actor=None, membership=owner, role=Membership.Role.MEMBER)
 
     owner.refresh_from_db()
     assert owner.role == Membership.Role.OWNER

@@ -40,8 +40,8 @@ class Command(BaseCommand):
                     user, created = user_get_or_create(email=owner, password=password)
                     if not created:
                         password = None
-                    membership_create(tenant=tenant, user=user, role=Membership.Role.OWNER)
-                created_key = api_key_create(tenant=tenant, name="default")
+                    membership_create(tenant=tenant, actor=None, user=user, role=Membership.Role.OWNER)
+                created_key = api_key_create(tenant=tenant, actor=None, name="default")
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         except Exception as exc:

@@ -50,7 +50,7 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = True
         user.save()
         if not Membership.objects.for_tenant(tenant).filter(user=user).exists():
-            membership_create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+            membership_create(tenant=tenant, actor=None, user=user, role=Membership.Role.OWNER)
         name = f"demo-{secrets.token_hex(3)}"
-        created = api_key_create(tenant=tenant, name=name)
+        created = api_key_create(tenant=tenant, actor=None, name=name)
         return {"email": DEMO_EMAIL, "password": password, "api_key": created.plaintext}
