@@ -233,7 +233,7 @@ def quota_reservations_release_stale_all_tenants() -> int:
 
 
 def _tenant_quota(*, tenant: Tenant) -> TenantQuota:
-    quota, _ = TenantQuota.objects.get_or_create(tenant=tenant)
+    quota, _ = TenantQuota.objects.for_tenant(tenant).get_or_create(tenant=tenant)
     return quota
 
 
