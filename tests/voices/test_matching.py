@@ -7,6 +7,8 @@ of evaluations and a short sentence; the production configuration runs in test_e
 import io
 
 import numpy as np
+from types import SimpleNamespace
+
 import pytest
 import soundfile as sf
 
@@ -219,14 +221,18 @@ def test_enrollment_progress_is_written_only_to_the_enrolling_profile_of_its_ten
     profile = VoiceProfileFactory(kind=VoiceProfile.Kind.MATCHED, engine="kokoro", status="enrolling")
     other = VoiceProfileFactory(kind=VoiceProfile.Kind.MATCHED, engine="kokoro", status="enrolling",
                                 tenant=TenantFactory())
-    report = enrollment._ProgressReporter(profile)
+    # The enrollment being run: its tenant, voice and generation are what the reporter needs.
+    running = SimpleNamespace(tenant_id=profile.tenant_id, profile_id=profile.pk,
+                              generation=profile.enrollment_generation)
+    report = enrollment._ProgressReporter(running)
 
     report("searching", 0.25)
     report("searching", 0.5)  # Within PROGRESS_SECONDS of the last write: dropped.
     stored = VoiceProfile.objects.for_tenant(profile.tenant).get(pk=profile.pk).enrollment
     mine = VoiceProfile.objects.for_tenant(profile.tenant).filter(pk=profile.pk)
     mine.update(status="ready", enrollment={})
-    report("storing", 0.95, force=True)
+    with pytest.raises(enrollment.EnrollmentSuperseded):  # no longer enrolling: the search stops
+        report("storing", 0.95, force=True)
 
     assert stored == {"stage": "searching", "progress": 0.25}
     assert VoiceProfile.objects.for_tenant(profile.tenant).get(pk=profile.pk).enrollment == {}
