@@ -5,10 +5,9 @@ of evaluations and a short sentence; the production configuration runs in test_e
 """
 
 import io
-
-import numpy as np
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import soundfile as sf
 
