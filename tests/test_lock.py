@@ -5,6 +5,7 @@ test that names the drifted package is clearer than an engine failing deep insid
 """
 
 import re
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +23,10 @@ def _locked(path: Path) -> dict[str, str]:
 
 
 def _installed() -> dict[str, str]:
-    return {canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
+    # What pip installed into the environment; not the copies that setuptools vendors and puts on
+    # sys.path once pkg_resources is imported (older jaraco, packaging, platformdirs...).
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    return {canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions(path=paths)}
 
 
 def test_installed_versions_are_the_locked_ones():
