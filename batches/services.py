@@ -32,7 +32,14 @@ from batches.parsing import (
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
-from synthesis.services import audio_length_check
+from synthesis.jobs import (
+    BatchJobSpec,
+    audio_length_check,
+    batch_jobs_cancel_queued,
+    batch_jobs_requeue_failed,
+    jobs_create_for_batch,
+    jobs_enqueue_queued,
+)
 from synthesis.text import prepare
 from tenants.errors import ApplicationError, InvalidState
 from tenants.models import ApiKey, Tenant
@@ -157,7 +164,6 @@ def batch_create(
     context: AuditContext = SYSTEM,
 ) -> Batch:
     from batches.webhooks import webhook_url_validate
-    from synthesis.services import _queue_for
 
     audio = audio or AudioOptions()
     if webhook_url:
@@ -176,20 +182,14 @@ def batch_create(
             source_filename=source_filename[:255], webhook_url=webhook_url, items_total=len(checked),
             characters_total=total, reservation=reservation, holds_slot=True,
         )
-        now = timezone.now()
-        jobs = SynthesisJob.objects.bulk_create([
-            SynthesisJob(
-                tenant=tenant, mode=SynthesisJob.Mode.BATCH, api_key=api_key, batch=batch, batch_index=item.index,
-                filename=item.filename, voice_profile=item.voice.profile, voice_id=item.voice.voice_id,
-                engine=item.voice.engine, queue_name=_queue_for(item.voice), text=item.text, ssml=item.ssml,
-                language=language or item.voice.language.split("-")[0] or "en", normalize=normalize,
-                audio_options=dataclasses.asdict(audio), characters=item.characters, enqueued_at=now,
-            )
-            for item in checked
-        ], batch_size=500)
+        job_ids = jobs_create_for_batch(
+            tenant=tenant, batch=batch, api_key=api_key, audio=audio, language=language, normalize=normalize,
+            items=[BatchJobSpec(index=item.index, filename=item.filename, voice=item.voice, text=item.text,
+                                ssml=item.ssml, characters=item.characters) for item in checked],
+        )
         audit_event_record(tenant=tenant, action="batch.created", context=context, obj=batch,
                            extra={"items": len(checked), "characters": total})
-        _enqueue_items(batch, [job.pk for job in jobs])
+        _enqueue_items(batch, job_ids)
     logger.info("batch_create.created", extra={"tenant_id": tenant.pk, "batch_id": batch.pk,
                                                "items": len(checked), "characters": total})
     return batch
@@ -197,20 +197,13 @@ def batch_create(
 
 def batch_dispatch_execute(*, tenant_id: int, batch_id: int) -> int:
     """Send the messages of a batch's queued items (idempotent: a duplicate is harmless)."""
-    from synthesis.services import _enqueue
-
     batch = Batch.objects.for_tenant(tenant_id).filter(pk=batch_id).first()
     if batch is None or batch.finished:
         return 0
     if batch.status == Batch.Status.QUEUED:
         Batch.objects.for_tenant(tenant_id).filter(pk=batch_id, status=Batch.Status.QUEUED).update(
             status=Batch.Status.RUNNING, started_at=timezone.now())
-    sent = 0
-    queued = SynthesisJob.objects.for_tenant(tenant_id).filter(batch_id=batch_id, status=SynthesisJob.Status.QUEUED)
-    for job in queued.order_by("batch_index").iterator(chunk_size=500):
-        _enqueue(job)  # Outside a transaction: sent at once.
-        sent += 1
-    return sent
+    return jobs_enqueue_queued(tenant_id=tenant_id, batch_id=batch_id)
 
 
 def batch_counts(*, tenant: Tenant | int, batch: Batch) -> dict[str, int]:
@@ -274,8 +267,7 @@ def batch_cancel(*, tenant: Tenant, batch: Batch, context: AuditContext = SYSTEM
             raise InvalidState(f"The batch has already ended ({batch.status}).", extra={"status": batch.status})
         batch.cancel_requested_at = batch.cancel_requested_at or timezone.now()
         batch.save(update_fields=["cancel_requested_at"])
-        SynthesisJob.objects.for_tenant(tenant).filter(batch=batch, status=SynthesisJob.Status.QUEUED).update(
-            status=SynthesisJob.Status.CANCELLED, finished_at=timezone.now())
+        batch_jobs_cancel_queued(tenant=tenant, batch_id=batch.pk)
         audit_event_record(tenant=tenant, action="batch.cancelled", context=context, obj=batch)
     batch_item_finished(tenant_id=tenant.pk, batch_id=batch.pk)
     return Batch.objects.for_tenant(tenant).get(pk=batch.pk)
@@ -299,8 +291,7 @@ def batch_retry(*, tenant: Tenant, batch: Batch, context: AuditContext = SYSTEM)
         batch.finished_at = None
         batch.export_status, batch.export_error = Batch.ExportStatus.NONE, ""
         batch.save()
-        failed.update(status=SynthesisJob.Status.QUEUED, attempts=0, error_code="", error_message="",
-                      finished_at=None, started_at=None, worker_id="", enqueued_at=timezone.now())
+        batch_jobs_requeue_failed(tenant=tenant, batch_id=batch.pk)
         audit_event_record(tenant=tenant, action="batch.retried", context=context, obj=batch,
                            extra={"characters": characters})
         _enqueue_items(batch, [])

@@ -8,7 +8,7 @@ logger = logging.getLogger(__name__)
 def maintenance_run_all_tenants() -> dict[str, int]:
     from analytics.rollups import usage_rollup_run_all_tenants
     from synthesis.live import broker_state_age, workers_alive
-    from synthesis.services import (
+    from synthesis.jobs import (
         cancelled_jobs_release_all_tenants,
         stream_jobs_expire_all_tenants,
         synthesis_jobs_recover_all_tenants,

@@ -14,7 +14,7 @@ from synthesis.api.views import job_audio_response
 from synthesis.forms import SpeakForm
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
-from synthesis.services import synthesis_job_create
+from synthesis.jobs import synthesis_job_create
 from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, NotFound
 from tenants.selectors import tenant_usage_summary

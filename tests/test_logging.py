@@ -93,7 +93,7 @@ def test_extra_fields_win_over_the_context():
 
 
 def test_api_key_request_lines_carry_request_id_and_tenant_id(api_client_for, tenant, json_lines, monkeypatch):
-    monkeypatch.setattr("synthesis.services._enqueue", lambda job: None)  # no worker needed here
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: None)  # no worker needed here
     client = api_client_for(tenant)
 
     created = client.post("/api/v1/jobs", {"text": "Logged words."}, format="json")

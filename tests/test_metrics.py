@@ -345,7 +345,7 @@ def test_job_gauges_count_queued_jobs_and_the_oldest_ones_age(api_client_for, mo
 
     from synthesis.models import SynthesisJob
 
-    monkeypatch.setattr("synthesis.services._enqueue", lambda job: None)  # no worker in this test
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: None)  # no worker in this test
     tenant = TenantFactory()
     client = api_client_for(tenant)
     before = _scrape()

@@ -21,7 +21,7 @@ from synthesis.api.views import job_audio_response, wait_for_job
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
-from synthesis.services import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
+from synthesis.jobs import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
 from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, ErrorCode, error_body
 from tenants.services import AuditContext

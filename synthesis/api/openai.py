@@ -47,7 +47,7 @@ from synthesis.engines.registry import ENGINE_CLASSES, engine_get
 from synthesis.errors import EngineUnavailable, UnknownVoice
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve, synthesis_job_get
-from synthesis.services import synthesis_job_create, waiting_for_worker
+from synthesis.jobs import synthesis_job_create, waiting_for_worker
 from tenants.api_base import TenantScopedAPIView
 from tenants.errors import ApplicationError, ErrorCode, api_exception_handler, error_body
 from tenants.idempotency import idempotency_parameter, idempotent, register_replayer

@@ -125,7 +125,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_waiting_for(self, job: SynthesisJob) -> str | None:
-        from synthesis.services import waiting_for_worker
+        from synthesis.jobs import waiting_for_worker
 
         if waiting_for_worker(job):
             return "gpu_worker" if job.queue_name.endswith("gpu") else "worker"

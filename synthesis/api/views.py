@@ -20,7 +20,7 @@ from synthesis.api.serializers import JobListFilterSerializer, JobOutputSerializ
 from synthesis.live import job_event_next, stream_event_next, stream_reader_gone
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
-from synthesis.services import DONE_FIELDS, synthesis_job_create, synthesis_job_delete, waiting_for_worker
+from synthesis.jobs import DONE_FIELDS, synthesis_job_create, synthesis_job_delete, waiting_for_worker
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
 from tenants.errors import ApplicationError, ErrorCode, NotFound, error_body
 from tenants.idempotency import idempotency_parameter, idempotent, register_replayer
@@ -86,7 +86,7 @@ def create_job_from_request(request: Request, *, mode: str, data=None) -> Synthe
 def wait_for_job(job: SynthesisJob, *, timeout: float) -> SynthesisJob:
     """Wait (bounded) for the job's worker to say it is done; return the job as it now is.
 
-    A "done" event carries the finished row's audio fields (services.DONE_FIELDS), so the job
+    A "done" event carries the finished row's audio fields (synthesis.jobs.settle.DONE_FIELDS), so the job
     created by this request is brought up to date without reading it again; anything else
     (an error, a timeout, an event without them) reads the row."""
     deadline = time.monotonic() + timeout

@@ -68,7 +68,7 @@ class Engine(ABC):
 
     name: str = ""
     # Characters a second at speed 1, read fast: the web tier's floor on a request's audio
-    # length (synthesis.services). Piper and Kokoro read English at 13-19 here; a floor that
+    # length (synthesis.jobs.create). Piper and Kokoro read English at 13-19 here; a floor that
     # errs short never refuses a request that would have fitted.
     fast_reading_rate: float = 25.0
 

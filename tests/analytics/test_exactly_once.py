@@ -11,9 +11,9 @@ from django.db import transaction
 from analytics.models import UsageDaily, UsageFailure, UsageRecord, UsageRollupPending
 from analytics.rollups import usage_rollup_run
 from analytics.selectors import usage_report
-from synthesis import settle
+from synthesis.jobs import statements as settle
 from synthesis.models import CachedAudio, SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from synthesis.tasks.actors import synthesis_job_run
 from tenants.models import UsagePeriod
 from tests.synthesis.conftest import captured_jobs  # noqa: F401  (jobs are run here, not sent)
@@ -81,7 +81,7 @@ def test_crash_between_audio_write_and_ledger_write_leaves_no_record_and_the_ret
     with monkeypatch.context() as patch:
         if path == "orm":
             patch.setattr(settle, "available", lambda: False)
-            patch.setattr("synthesis.services.usage_record_create", crash_at_ledger)
+            patch.setattr("synthesis.jobs.settle.usage_record_create", crash_at_ledger)
         else:
             patch.setattr(settle, "job_settle", crash_in_statement)
         with pytest.raises(RuntimeError):

@@ -10,7 +10,7 @@ def dispatched(monkeypatch):
     """
     sent: list[int] = []
     monkeypatch.setattr("batches.services._enqueue_items", lambda batch, job_ids: sent.append(batch.pk))
-    monkeypatch.setattr("synthesis.services._enqueue", lambda job: None)
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: None)
     return sent
 
 
@@ -23,7 +23,7 @@ def run_batch(monkeypatch):
         from batches.export import batch_export_execute
         from batches.models import Batch
         from synthesis.models import SynthesisJob
-        from synthesis.services import synthesis_job_execute
+        from synthesis.jobs import synthesis_job_execute
 
         jobs = SynthesisJob.objects.for_tenant(batch.tenant_id).filter(batch=batch, status="queued")
         for job_id in jobs.order_by("batch_index").values_list("pk", flat=True):

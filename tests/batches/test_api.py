@@ -183,7 +183,7 @@ def test_cancel_stops_queued_items_and_refunds_them(api_client_for, dispatched, 
     client = api_client_for(tenant)
     batch_id = _create(client).json()["id"]
     first = SynthesisJob.objects.for_tenant(tenant).get(batch_id=batch_id, batch_index=0)
-    from synthesis.services import synthesis_job_execute
+    from synthesis.jobs import synthesis_job_execute
 
     synthesis_job_execute(tenant_id=tenant.pk, job_id=first.pk)
     response = client.post(f"/api/v1/batches/{batch_id}/cancel")

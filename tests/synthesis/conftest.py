@@ -9,7 +9,7 @@ def captured_jobs(monkeypatch):
     processes are in test_speech_worker.py.
     """
     sent: list[int] = []
-    monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: sent.append(job.pk))
     return lambda: list(sent)
 
 

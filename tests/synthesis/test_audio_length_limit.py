@@ -6,7 +6,7 @@ import pytest
 
 from analytics.models import UsageRecord
 from synthesis.models import SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import PlanFactory, TenantFactory
 

@@ -148,7 +148,7 @@ def test_a_job_past_the_threshold_is_rendered_on_disk_stored_and_cached(api_clie
     from django.core.files.storage import default_storage
 
     from synthesis.models import SynthesisJob
-    from synthesis.services import synthesis_job_execute
+    from synthesis.jobs import synthesis_job_execute
     from tests.tenants.factories import TenantFactory
 
     tenant = TenantFactory()

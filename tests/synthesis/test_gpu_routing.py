@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 
 from synthesis.live import worker_forget, worker_heartbeat
 from synthesis.models import SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from tests.tenants.factories import TenantFactory
 from tests.voices.factories import VoiceProfileFactory
 

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from synthesis.models import SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from tenants.models import IdempotencyRecord, QuotaReservation
 from tests.tenants.factories import TenantFactory
 

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.models import UsageRecord
 from synthesis.models import SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from tests.tenants.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,7 +51,7 @@ def test_a_job_costs_one_transaction_to_create_and_one_to_settle(api_client_for,
     # updates and the reservation row in one statement), the job row.
     assert web_miss == web_hit == ["SELECT", *relaxed, "WITH", "INSERT", "COMMIT"]
     # Take the job (one conditional UPDATE ... RETURNING), look up the cache, then settle in
-    # one statement (synthesis.settle): job, hold, period, slot, usage record, rollup marker
+    # one statement (synthesis.jobs.statements): job, hold, period, slot, usage record, rollup marker
     # and the new cache entry. Each is its own transaction and relaxes its own commit: no
     # BEGIN, SET or COMMIT around them.
     take, settle = ["WITH"], ["WITH"]

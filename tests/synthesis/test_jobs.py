@@ -8,7 +8,7 @@ import soundfile as sf
 
 from analytics.models import UsageRecord
 from synthesis.models import CachedAudio, SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import TenantFactory
 
@@ -246,11 +246,11 @@ def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypa
     from django.utils import timezone
 
     from synthesis.live import broker_state_age
-    from synthesis.services import synthesis_jobs_recover_all_tenants
+    from synthesis.jobs import synthesis_jobs_recover_all_tenants
 
     broker_state_age()  # The broker's state is known from here on (nothing was lost).
     sent = []
-    monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: sent.append(job.pk))
     tenant = TenantFactory()
     job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
     fresh = synthesis_jobs_recover_all_tenants()
@@ -268,11 +268,11 @@ def test_recovery_resends_every_queued_job_when_the_broker_lost_its_messages(api
     import dramatiq
 
     from synthesis.live import broker_state_age
-    from synthesis.services import synthesis_jobs_recover_all_tenants
+    from synthesis.jobs import synthesis_jobs_recover_all_tenants
 
     broker_state_age()
     sent = []
-    monkeypatch.setattr("synthesis.services._enqueue", lambda job: sent.append(job.pk))
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: sent.append(job.pk))
     tenant = TenantFactory()
     job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
     broker = dramatiq.get_broker()
@@ -288,7 +288,7 @@ def test_recovery_resends_every_queued_job_when_the_broker_lost_its_messages(api
 def test_a_request_waiting_on_its_job_learns_the_result_from_the_done_event_without_a_query(
         api_client_for, captured_jobs, django_assert_num_queries):
     from synthesis.api.views import wait_for_job
-    from synthesis.services import DONE_FIELDS
+    from synthesis.jobs import DONE_FIELDS
 
     tenant = TenantFactory()
     job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]

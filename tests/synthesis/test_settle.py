@@ -1,4 +1,4 @@
-"""The worker's one-statement path on PostgreSQL (synthesis.settle) against its ORM twin.
+"""The worker's one-statement path on PostgreSQL (synthesis.jobs.statements) against its ORM twin.
 
 Embedded mode (SQLite) takes the ORM path; here both run on the same PostgreSQL database, the
 ORM one by switching settle.available() off, and must leave the same rows behind.
@@ -8,10 +8,10 @@ import pytest
 from django.core.files.storage import default_storage
 
 from analytics.models import UsageRecord, UsageRollupPending
-from synthesis import settle
-from synthesis import services
+from synthesis.jobs import statements as settle
+from synthesis.jobs import storage, synthesis_job_cancel
 from synthesis.models import CachedAudio, SynthesisJob
-from synthesis.services import synthesis_job_execute
+from synthesis.jobs import synthesis_job_execute
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import TenantFactory
 
@@ -94,15 +94,15 @@ def test_a_job_cancelled_while_it_ran_is_not_charged_and_keeps_no_audio(api_clie
     tenant = TenantFactory()
     job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
     written = []
-    real_store = services._store_audio
+    real_store = storage.store_audio
 
     def cancel_then_store(job, data, extension):
         # The tenant cancels while the engine runs; the worker then tries to settle.
-        services.synthesis_job_cancel(tenant=tenant, job=job)
+        synthesis_job_cancel(tenant=tenant, job=job)
         written.append(real_store(job, data, extension))
         return written[-1]
 
-    monkeypatch.setattr(services, "_store_audio", cancel_then_store)
+    monkeypatch.setattr(storage, "store_audio", cancel_then_store)
     with django_capture_on_commit_callbacks(execute=True):  # the files go once the cancel commits
         synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
 

@@ -121,7 +121,7 @@ def test_a_stream_that_fails_after_audio_went_out_is_billed_for_that_audio(api_c
     # In this process (the faulty engine is plugged in here): the worker's body runs the job.
     from synthesis.engines import registry
     from synthesis.live import stream_reader_mark
-    from synthesis.services import synthesis_job_execute
+    from synthesis.jobs import synthesis_job_execute
 
     settings.PARLA_ENGINES = ["piper", "faulty"]
     settings.PARLA_EXTRA_ENGINES = {"faulty": "tests.batches.faulty_engine.FaultyEngine"}

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from analytics.models import UsageFailure, UsageRecord
+from synthesis.jobs.execute import _Quarantine
 from synthesis.models import SynthesisJob
-from synthesis.services import (
-    _Quarantine,
+from synthesis.jobs import (
     cancelled_jobs_release_all_tenants,
     synthesis_job_cancel,
     synthesis_jobs_recover_all_tenants,
@@ -69,7 +69,7 @@ def test_embedded_mode_fails_a_job_at_its_first_worker_death(api_client_for, cap
 
 
 def test_a_redelivered_message_counts_the_death_too(api_client_for, captured_jobs, settings):
-    from synthesis.services import synthesis_job_execute
+    from synthesis.jobs import synthesis_job_execute
 
     settings.PARLA_JOB_WORKER_DEATHS = 1
     tenant = TenantFactory()

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve
-from synthesis.services import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
+from synthesis.jobs import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
 from synthesis.api.views import AnyAcceptNegotiation
 from tenants.api_base import ResultsEnvelope, TenantScopedViewSet
 from tenants.errors import ApplicationError

@@ -6,7 +6,7 @@ cache entry) are a large share of its latency and of the CPU a busy host spends 
 On PostgreSQL each of the two steps is one statement: `job_take` one conditional UPDATE ...
 RETURNING, `job_settle` one statement of data-modifying CTEs, atomic on its own and taking the
 job row's lock first, as the ORM path does. Other databases (SQLite in embedded mode) take
-the ORM path in synthesis.services; tests/synthesis/test_settle.py holds the two to the same
+the ORM path in synthesis.jobs.settle; tests/synthesis/test_settle.py holds the two to the same
 results.
 
 Every statement names the tenant next to the id, like every tenant-scoped query.
