@@ -1,14 +1,6 @@
 from config.dramatiq import QUEUE_DEFAULT, parla_actor
 
 
-@parla_actor(queue_name=QUEUE_DEFAULT, time_limit_ms=5 * 60 * 1000, max_retries=3)
-def quota_reservations_release_stale() -> None:
-    """Give back characters held by work that died without settling (run periodically)."""
-    from tenants.quotas import quota_reservations_release_stale_all_tenants
-
-    quota_reservations_release_stale_all_tenants()
-
-
 # A ping nobody consumed within a minute is dropped rather than left in the queue.
 @parla_actor(queue_name=QUEUE_DEFAULT, time_limit_ms=10 * 1000, max_retries=0, max_age=60 * 1000)
 def worker_ping(token: str) -> None:
