@@ -19,7 +19,7 @@ from batches.forms import ACCEPT, PASTED_FILENAME, BatchCreateForm
 from batches.models import Batch
 from batches.selectors import batch_get, batch_item_get, batch_items, batch_list
 from batches.services import batch_cancel, batch_create, batch_items_from_upload, batch_progress, batch_retry
-from synthesis.api.views import job_audio_response
+from synthesis.api.responses import job_audio_response
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
 from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page

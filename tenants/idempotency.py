@@ -13,7 +13,9 @@
   freed and the client may send the request again with the same key.
 
 Audio responses are not copied into the database: the record points at the job, and the
-replay reads the job's stored audio (see `register_replayer`).
+replay reads the job's stored audio. Tenants does not know how: the app that makes the audio
+registers a replayer for each kind of record it leaves (`idempotency_replayer_register`, from
+its AppConfig.ready()).
 """
 
 import datetime as dt
@@ -55,9 +57,11 @@ class IdempotencyInProgress(ApplicationError):
     status = 409
 
 
-def register_replayer(kind: str, replayer: Callable[..., Any]) -> None:
-    """`replayer(*, tenant, **replay)` answers again for a stored response of `kind`."""
-    _replayers[kind] = replayer
+def idempotency_replayer_register(kind: str, replay: Callable[..., Any]) -> None:
+    """Answer again for stored responses of `kind`: a view that sets
+    `response.parla_replay = {"kind": kind, **fields}` is replayed by `replay(tenant=..., **fields)`.
+    """
+    _replayers[kind] = replay
 
 
 def _fingerprint(request: Request) -> str:

@@ -39,19 +39,6 @@ def voice_reference_get(*, tenant: Tenant, profile: VoiceProfile, reference_id: 
     return reference
 
 
-def voice_preview_get(*, tenant: Tenant, profile: VoiceProfile, audio_format: str):
-    """The preview already made for the profile as it is now (same enrollment), if any."""
-    from synthesis.models import SynthesisJob
-
-    return (
-        SynthesisJob.objects.for_tenant(tenant)
-        .filter(mode=SynthesisJob.Mode.PREVIEW, voice_profile=profile, status=SynthesisJob.Status.SUCCEEDED,
-                audio_options__format=audio_format, audio_deleted_at__isnull=True, created_at__gte=profile.updated_at)
-        .order_by("-created_at")
-        .first()
-    )
-
-
 def engine_licence(engine: str) -> Licence | None:
     try:
         return engine_get(engine).info.licence
@@ -98,20 +85,6 @@ def voice_list(*, tenant: Tenant, filters: dict | None = None) -> list[VoiceList
             description=profile.description, own=True, created_at=profile.created_at,
         ))
     return items
-
-
-def catalog_voice_preview_get(*, tenant: Tenant, voice_id: str, audio_format: str):
-    """The preview of a catalog voice already made for this tenant in this format, if any."""
-    from synthesis.models import SynthesisJob
-
-    return (
-        SynthesisJob.objects.for_tenant(tenant)
-        .filter(mode=SynthesisJob.Mode.PREVIEW, voice_profile__isnull=True, voice_id=voice_id,
-                status=SynthesisJob.Status.SUCCEEDED, audio_options__format=audio_format,
-                audio_deleted_at__isnull=True)
-        .order_by("-created_at")
-        .first()
-    )
 
 
 def voice_profile_counts(*, tenant: Tenant) -> dict[str, int]:

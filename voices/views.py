@@ -17,11 +17,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from synthesis.api.views import job_audio_response, wait_for_job
-from synthesis.audio import AudioOptions
+from synthesis.api.responses import job_audio_response
+from synthesis.jobs import waiting_for_worker
 from synthesis.models import SynthesisJob
+from synthesis.previews import preview_format_check, voice_preview_get_or_create
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
-from synthesis.jobs import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
 from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, ErrorCode, error_body
 from tenants.services import AuditContext
@@ -37,10 +37,8 @@ from voices.forms import (
 )
 from voices.models import VoiceProfile
 from voices.selectors import (
-    catalog_voice_preview_get,
     engine_licence,
     voice_list,
-    voice_preview_get,
     voice_profile_counts,
     voice_profile_get,
     voice_profile_list,
@@ -56,7 +54,6 @@ from voices.services import (
     voice_references_read,
 )
 
-PREVIEW_FORMATS = ("mp3", "wav", "opus")
 # The page waits this long for a preview before answering "still being made" (the API waits
 # PARLA_SYNC_WAIT_SECONDS; a page should not hang that long on one button).
 PREVIEW_WAIT_SECONDS = 20.0
@@ -343,14 +340,12 @@ def voice_status(request, voice_id: int):
     return JsonResponse(_status_payload(profile))
 
 
-def _preview_response(request, *, voice: ResolvedVoice, made: SynthesisJob | None, audio_format: str):
+def _preview_response(request, *, voice: ResolvedVoice, audio_format: str):
     """The stored preview, or a new one (waited for, bounded); JSON while it is not ready."""
-    if made is not None:
-        return job_audio_response(made)
-    job = synthesis_job_create(tenant=request.tenant, voice=voice, mode=SynthesisJob.Mode.PREVIEW,
-                               text=PREVIEW_TEXT, audio=AudioOptions(format=audio_format), created_by=request.user)
-    if not waiting_for_worker(job):
-        job = wait_for_job(job, timeout=min(settings.PARLA_SYNC_WAIT_SECONDS, PREVIEW_WAIT_SECONDS))
+    job = voice_preview_get_or_create(
+        tenant=request.tenant, voice=voice, audio_format=audio_format, created_by=request.user,
+        wait_seconds=min(settings.PARLA_SYNC_WAIT_SECONDS, PREVIEW_WAIT_SECONDS),
+    )
     if job.status == SynthesisJob.Status.SUCCEEDED:
         return job_audio_response(job)
     if job.finished:
@@ -361,23 +356,14 @@ def _preview_response(request, *, voice: ResolvedVoice, made: SynthesisJob | Non
     return JsonResponse({"status": job.status, "job": job.pk, "message": message}, status=202)
 
 
-def _preview_format(request) -> str:
-    audio_format = request.GET.get("format", "mp3")
-    if audio_format not in PREVIEW_FORMATS:
-        raise ApplicationError(f"Previews come as {', '.join(PREVIEW_FORMATS)}.",
-                               extra={"fields": {"format": ["Unsupported."]}})
-    return audio_format
-
-
 @require_GET
 @tenant_page
 def voice_preview(request, voice_id: int):
     profile = voice_profile_get(tenant=request.tenant, voice_profile_id=voice_id)
     try:
-        audio_format = _preview_format(request)
+        audio_format = preview_format_check(request.GET.get("format", "mp3"))
         voice = speech_voice_resolve(tenant=request.tenant, voice=str(profile.pk))
-        made = voice_preview_get(tenant=request.tenant, profile=profile, audio_format=audio_format)
-        return _preview_response(request, voice=voice, made=made, audio_format=audio_format)
+        return _preview_response(request, voice=voice, audio_format=audio_format)
     except ApplicationError as exc:
         return _json_error(exc)
 
@@ -386,12 +372,11 @@ def voice_preview(request, voice_id: int):
 @tenant_page
 def catalog_preview(request, voice_id: str):
     try:
-        audio_format = _preview_format(request)
+        audio_format = preview_format_check(request.GET.get("format", "mp3"))
         voice = speech_voice_resolve(tenant=request.tenant, voice=voice_id)
         if voice.profile is not None:  # "12" names an own voice: that has its own URL.
             own = reverse("voices:preview", kwargs={"voice_id": voice.profile.pk})
             return redirect(f"{own}?format={audio_format}")
-        made = catalog_voice_preview_get(tenant=request.tenant, voice_id=voice.voice_id, audio_format=audio_format)
-        return _preview_response(request, voice=voice, made=made, audio_format=audio_format)
+        return _preview_response(request, voice=voice, audio_format=audio_format)
     except ApplicationError as exc:
         return _json_error(exc)

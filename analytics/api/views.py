@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from analytics.api.serializers import UsageQueryInputSerializer, UsageReportOutputSerializer
 from analytics.exports import usage_report_csv, usage_report_csv_filename
 from analytics.selectors import GROUP_BY, MAX_RANGE_DAYS, UsageReport, month_bounds, tenant_today, usage_report
-from synthesis.api.views import AnyAcceptNegotiation
+from synthesis.api.responses import AnyAcceptNegotiation
 from tenants.api_base import TenantScopedAPIView
 from tenants.models import ApiKey
 

@@ -23,7 +23,7 @@ from batches.services import (
     batch_items_from_upload,
     batch_retry,
 )
-from synthesis.api.views import AnyAcceptNegotiation
+from synthesis.api.responses import AnyAcceptNegotiation
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedViewSet
 from tenants.errors import ApplicationError, ErrorCode
 from tenants.idempotency import idempotency_parameter, idempotent

@@ -1,43 +1,38 @@
 """Speech, streaming and jobs. Every call that makes audio is a job run by a worker; the web
 process validates, reserves, enqueues and (for speech and streams) waits for the result."""
 
-import time
-
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotAcceptable
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from synthesis.api.responses import (
+    JOB_ACCEPTED,
+    AnyAcceptNegotiation,
+    job_audio_response,
+    job_created_response,
+    speech_result_response,
+    stream_response,
+    wait_for_job,
+)
 from synthesis.api.serializers import JobListFilterSerializer, JobOutputSerializer, SpeechInputSerializer
-from synthesis.live import job_event_next, stream_event_next, stream_reader_gone
+from synthesis.jobs import synthesis_job_create, synthesis_job_delete, waiting_for_worker
 from synthesis.models import SynthesisJob
 from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
-from synthesis.jobs import DONE_FIELDS, synthesis_job_create, synthesis_job_delete, waiting_for_worker
 from tenants.api_base import CreatedAtCursorPagination, TenantScopedAPIView, TenantScopedViewSet
-from tenants.errors import ApplicationError, ErrorCode, NotFound, error_body
-from tenants.idempotency import idempotency_parameter, idempotent, register_replayer
+from tenants.errors import ApplicationError
+from tenants.idempotency import idempotency_parameter, idempotent
 from tenants.models import ApiKey
-
-ERROR_STATUS = {
-    ErrorCode.SYNTHESIS_FAILED: 502,
-    ErrorCode.ENGINE_UNAVAILABLE: 409,
-    ErrorCode.VOICE_NOT_READY: 409,
-}
 
 AUDIO_RESPONSE = OpenApiResponse(
     response=OpenApiTypes.BINARY,
     description="The audio, with X-Parla-Job-Id, X-Parla-Characters, X-Parla-Audio-Seconds, X-Parla-Cache "
                 "(hit or miss) and X-Parla-Engine headers.",
 )
-JOB_ACCEPTED = OpenApiResponse(JobOutputSerializer, description="The job is queued or still running (see waiting_for).")
 SPEECH_EXAMPLE = OpenApiExample(
     "Plain text", value={"text": "Your order ships on 3 May.", "voice": "piper:en_US-joe-medium", "format": "mp3"},
     request_only=True,
@@ -81,127 +76,6 @@ def create_job_from_request(request: Request, *, mode: str, data=None) -> Synthe
         created_by=request.user if _api_key(request) is None and request.user.is_authenticated else None,
         fallback=values["fallback"],
     )
-
-
-def wait_for_job(job: SynthesisJob, *, timeout: float) -> SynthesisJob:
-    """Wait (bounded) for the job's worker to say it is done; return the job as it now is.
-
-    A "done" event carries the finished row's audio fields (synthesis.jobs.settle.DONE_FIELDS), so the job
-    created by this request is brought up to date without reading it again; anything else
-    (an error, a timeout, an event without them) reads the row."""
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        event = job_event_next(job_id=job.pk, timeout=min(left, 5.0))
-        if event is not None and event.kind == "done" and _apply_done(job, event.info):
-            return job
-        if event is not None and event.kind in ("done", "error"):
-            break
-        job.refresh_from_db()
-        if job.finished:
-            break
-    job.refresh_from_db()
-    return job
-
-
-def _apply_done(job: SynthesisJob, info: dict) -> bool:
-    if info.get("status") != SynthesisJob.Status.SUCCEEDED or not all(name in info for name in DONE_FIELDS):
-        return False
-    job.status = SynthesisJob.Status.SUCCEEDED
-    for name in DONE_FIELDS:
-        setattr(job, name, info[name])
-    job.holds_slot = False
-    return True
-
-
-def job_headers(job: SynthesisJob) -> dict[str, str]:
-    headers = {
-        "X-Parla-Job-Id": str(job.pk),
-        "X-Parla-Characters": str(job.characters),
-        "X-Parla-Engine": job.engine,
-        "X-Parla-Voice": job.voice_id,
-    }
-    if job.audio_seconds is not None:
-        headers["X-Parla-Audio-Seconds"] = f"{job.audio_seconds:.3f}"
-    if job.status == SynthesisJob.Status.SUCCEEDED:
-        headers["X-Parla-Cache"] = "hit" if job.cache_hit else "miss"
-    if job.fallback_used:
-        headers["X-Parla-Fallback"] = f"{job.requested_voice_id} -> {job.voice_id}"
-    return headers
-
-
-def job_audio_response(job: SynthesisJob, *, status_code: int = 200, download: bool = False):
-    if job.audio_deleted_at is not None:
-        raise NotFound("This job's audio was deleted.", extra={"code": ErrorCode.AUDIO_DELETED.value, "job": job.pk})
-    if not job.audio_available:
-        hint = "it produced no audio" if job.finished else "try again when it has succeeded"
-        raise _NotReady(f"The job is {job.status}; {hint}.", extra={"job": job.pk, "status": job.status})
-    response = FileResponse(default_storage.open(job.storage_path, "rb"), status=status_code,
-                            content_type=job.content_type)
-    response["Content-Length"] = str(job.size_bytes)
-    if download:
-        response["Content-Disposition"] = f'attachment; filename="parla-job-{job.pk}.{job.storage_path.rsplit(".", 1)[-1]}"'
-    for name, value in job_headers(job).items():
-        response[name] = value
-    return response
-
-
-class _NotReady(ApplicationError):
-    code = ErrorCode.AUDIO_NOT_READY
-    status = 409
-
-
-def job_failed_response(job: SynthesisJob) -> Response:
-    code = job.error_code or ErrorCode.SYNTHESIS_FAILED.value
-    return Response(
-        error_body(code, job.error_message or "Synthesis failed.", {"job": job.pk}),
-        status=ERROR_STATUS.get(code, 400),
-        headers={"X-Parla-Job-Id": str(job.pk)},
-    )
-
-
-def job_accepted_response(job: SynthesisJob) -> Response:
-    body = JobOutputSerializer(job).data
-    if body["waiting_for"] == "gpu_worker":
-        body["message"] = ("No GPU worker is running: the job waits in the synthesis-gpu queue. "
-                           "Send fallback: true to be served by the default voice instead.")
-    else:
-        body["message"] = "The job is not finished yet; poll its URL or fetch its audio later."
-    return Response(body, status=status.HTTP_202_ACCEPTED,
-                    headers={"Location": f"/api/v1/jobs/{job.pk}", "X-Parla-Job-Id": str(job.pk)})
-
-
-def speech_result_response(job: SynthesisJob):
-    """Audio when the job succeeded, its error when it failed, else 202 with the job."""
-    if job.status == SynthesisJob.Status.SUCCEEDED:
-        return job_audio_response(job)
-    if job.status in (SynthesisJob.Status.FAILED, SynthesisJob.Status.CANCELLED):
-        return job_failed_response(job)
-    return job_accepted_response(job)
-
-
-def _replay_speech(*, tenant, job_id: int, **_):
-    return speech_result_response(synthesis_job_get(tenant=tenant, job_id=job_id))
-
-
-def _replay_job(*, tenant, job_id: int, **_):
-    job = synthesis_job_get(tenant=tenant, job_id=job_id)
-    return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED,
-                    headers={"Location": f"/api/v1/jobs/{job.pk}"})
-
-
-register_replayer("speech_job", _replay_speech)
-register_replayer("job", _replay_job)
-
-
-class AnyAcceptNegotiation(DefaultContentNegotiation):
-    """Audio endpoints answer audio whatever the Accept header asks for (clients send
-    audio/*, application/octet-stream...); errors still come as JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        try:
-            return super().select_renderer(request, renderers, format_suffix)
-        except NotAcceptable:
-            return renderers[0], renderers[0].media_type
 
 
 class SpeechView(TenantScopedAPIView):
@@ -251,50 +125,6 @@ class SpeechStreamView(TenantScopedAPIView):
         return response
 
 
-def stream_response(job: SynthesisJob, *, transform=None):
-    """Wait for the worker's first event, then relay its chunks as they arrive.
-
-    While it waits and relays, this request is the stream's reader (synthesis.live): when the
-    client goes, the worker stops at its next sentence and the tenant pays for what was sent.
-    """
-    if waiting_for_worker(job):
-        stream_reader_gone(job_id=job.pk)
-        return job_accepted_response(job)
-    deadline = time.monotonic() + settings.PARLA_SYNC_WAIT_SECONDS
-    first = None
-    while first is None and (left := deadline - time.monotonic()) > 0:
-        first = stream_event_next(job_id=job.pk, timeout=min(left, 5.0))
-    if first is None or first.kind in ("error", "done"):
-        stream_reader_gone(job_id=job.pk)
-        job.refresh_from_db()
-        if first is None:
-            return job_accepted_response(job)
-        # "done" first: nothing streamed (should not happen), so serve the stored file.
-        return job_failed_response(job) if first.kind == "error" else speech_result_response(job)
-
-    def relay():
-        try:
-            while True:
-                event = stream_event_next(job_id=job.pk, timeout=settings.PARLA_STREAM_IDLE_SECONDS)
-                if event is None or event.kind in ("done", "error"):
-                    return
-                if event.kind == "chunk" and event.data:
-                    yield event.data
-        finally:  # the end, or the client went away (the server closes this generator)
-            stream_reader_gone(job_id=job.pk)
-
-    chunks = relay() if transform is None else transform(relay())
-    response = StreamingHttpResponse(chunks, content_type=first.info["content_type"])
-    response["X-Parla-Job-Id"] = str(job.pk)
-    response["X-Parla-Characters"] = str(job.characters)
-    response["X-Parla-Engine"] = first.info.get("engine", job.engine)
-    response["X-Parla-Voice"] = job.voice_id
-    response["X-Parla-Cache"] = "miss"
-    response["Cache-Control"] = "no-store"
-    response["X-Accel-Buffering"] = "no"  # Proxies must pass chunks on at once.
-    return response
-
-
 class JobViewSet(TenantScopedViewSet):
     queryset = SynthesisJob.objects
     required_scope = ApiKey.Scope.SPEECH.value
@@ -331,8 +161,7 @@ class JobViewSet(TenantScopedViewSet):
     @idempotent
     def create(self, request: Request) -> Response:
         job = create_job_from_request(request, mode=SynthesisJob.Mode.ASYNC)
-        response = Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED,
-                            headers={"Location": f"/api/v1/jobs/{job.pk}"})
+        response = job_created_response(job)
         response.parla_replay = {"kind": "job", "job_id": job.pk}
         return response
 

@@ -171,7 +171,7 @@ def model_version_of(job: SynthesisJob) -> str:
         return ""
 
 
-# What a "done" event tells of the job besides its status (see synthesis.api.views.wait_for_job).
+# What a "done" event tells of the job besides its status (see synthesis.api.responses.wait_for_job).
 DONE_FIELDS = ("storage_path", "format", "content_type", "sample_rate", "audio_seconds", "size_bytes", "cache_hit",
                "model_version")
 

@@ -287,7 +287,7 @@ def test_recovery_resends_every_queued_job_when_the_broker_lost_its_messages(api
 
 def test_a_request_waiting_on_its_job_learns_the_result_from_the_done_event_without_a_query(
         api_client_for, captured_jobs, django_assert_num_queries):
-    from synthesis.api.views import wait_for_job
+    from synthesis.api.responses import wait_for_job
     from synthesis.jobs import DONE_FIELDS
 
     tenant = TenantFactory()

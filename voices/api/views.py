@@ -1,6 +1,5 @@
 from dataclasses import asdict
 
-from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -9,11 +8,9 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from synthesis.audio import AudioOptions
-from synthesis.models import SynthesisJob
+from synthesis.api.responses import AnyAcceptNegotiation, speech_result_response
+from synthesis.previews import PREVIEW_FORMATS, preview_format_check, voice_preview_get_or_create
 from synthesis.selectors import speech_voice_resolve
-from synthesis.jobs import PREVIEW_TEXT, synthesis_job_create, waiting_for_worker
-from synthesis.api.views import AnyAcceptNegotiation
 from tenants.api_base import ResultsEnvelope, TenantScopedViewSet
 from tenants.errors import ApplicationError
 from tenants.models import ApiKey
@@ -27,7 +24,7 @@ from voices.api.serializers import (
     VoiceUpdateInputSerializer,
 )
 from voices.models import VoiceProfile
-from voices.selectors import voice_list, voice_preview_get, voice_profile_get, voice_reference_get
+from voices.selectors import voice_list, voice_profile_get, voice_reference_get
 from voices.services import (
     voice_profile_create,
     voice_profile_delete,
@@ -38,7 +35,6 @@ from voices.services import (
 )
 
 _UPDATABLE = {"name", "description", "language", "gender", "age"}
-PREVIEW_FORMATS = ("mp3", "wav", "opus")
 UPLOAD_ERRORS = {
     400: OpenApiResponse(description="validation_error, audio_corrupt, audio_too_short, audio_too_long"),
     403: OpenApiResponse(description="plan_limit_reached (voices, cloned voices, recordings per voice, or "
@@ -156,22 +152,11 @@ class VoiceViewSet(TenantScopedViewSet):
     @action(detail=True, methods=["get"], url_path="preview")
     def preview(self, request: Request, pk: str):
         """A short sample of the voice, made once per enrollment and format and then served as is."""
-        from synthesis.api.views import speech_result_response, wait_for_job
-
         profile = voice_profile_get(tenant=request.tenant, voice_profile_id=int(pk))
-        audio_format = request.query_params.get("format", "mp3")
-        if audio_format not in PREVIEW_FORMATS:
-            raise ApplicationError(
-                f"Previews come as {', '.join(PREVIEW_FORMATS)}.", extra={"fields": {"format": ["Unsupported."]}}
-            )
+        audio_format = preview_format_check(request.query_params.get("format", "mp3"))
         voice = speech_voice_resolve(tenant=request.tenant, voice=str(profile.pk))
-        made = voice_preview_get(tenant=request.tenant, profile=profile, audio_format=audio_format)
-        if made is not None:
-            return speech_result_response(made)
-        job = synthesis_job_create(
-            tenant=request.tenant, voice=voice, mode=SynthesisJob.Mode.PREVIEW, text=PREVIEW_TEXT,
-            audio=AudioOptions(format=audio_format), api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+        job = voice_preview_get_or_create(
+            tenant=request.tenant, voice=voice, audio_format=audio_format,
+            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
         )
-        if not waiting_for_worker(job):
-            job = wait_for_job(job, timeout=settings.PARLA_SYNC_WAIT_SECONDS)
         return speech_result_response(job)
