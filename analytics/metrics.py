@@ -1,248 +1,36 @@
 """Operators' metrics, served by GET /metrics in the Prometheus text format.
 
-Parla runs as many web and worker processes on many hosts, so nothing here is a counter in
-one process's memory that a scrape of another process would miss:
-
-- Events (requests, finished syntheses, quota rejections) are counted in Redis hashes under
-  `<cache key prefix>:metrics:<family>` with HINCRBY / HINCRBYFLOAT, by whichever process
-  sees them. Histograms keep one field per bucket (not cumulative) plus a sum. Embedded mode
-  (no Redis) has a single process, which counts in memory.
-- State (jobs by status, queue depth, workers alive) is read when scraped: from the database,
-  from the broker's own keys and from the workers' heartbeats.
+What is counted as it happens (requests, finished syntheses, quota rejections) is recorded by
+config.metrics_recording, in Redis so that every web and worker process counts into one place;
+this module reads those counts when scraped, together with state read at that moment: jobs by
+status from the database, queue depth from the broker's own keys, and workers alive from their
+heartbeats. Every web process therefore answers for the whole fleet.
 
 `ParlaCollector` turns both into metric families; `metrics_render()` exposes them from a
-private CollectorRegistry. Recording is best effort: a failure never reaches the request or
-job that was being counted, and is logged once until recording works again.
+private CollectorRegistry.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
-from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-logger = logging.getLogger(__name__)
-
-HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-SYNTHESIS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-QUOTA_REASONS = ("characters", "rate_limit", "concurrent_jobs", "plan_limit")
-# Anything else a client sends as its method is counted as "other" (labels stay bounded).
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str  # a counter's name without its _total suffix
-    kind: str  # "counter" or "histogram"
-    help: str
-    labels: tuple[str, ...]
-    buckets: tuple[float, ...] = ()
-
-
-HTTP_REQUESTS = Family(
-    "parla_http_requests", "counter",
-    "HTTP requests answered, by URL route name (not path), method and status code.",
-    ("endpoint", "method", "status"),
+from config.metrics_recording import (
+    COUNTED_FAMILIES,
+    QUOTA_REASONS,
+    QUOTA_REJECTIONS,
+    Family,
+    counts_read,
+    field_labels,
+    metrics_failed,
+    metrics_recovered,
 )
-HTTP_DURATION = Family(
-    "parla_http_request_duration_seconds", "histogram",
-    "Seconds from receiving a request until its response starts, by URL route name and method.",
-    ("endpoint", "method"), HTTP_BUCKETS,
-)
-SYNTHESIS_PROCESSING = Family(
-    "parla_synthesis_processing_seconds", "counter",
-    "Seconds workers spent synthesising finished jobs, by engine (cache hits excluded). "
-    "Real-time factor: rate(this) / rate(parla_synthesis_audio_seconds_total).",
-    ("engine",),
-)
-SYNTHESIS_AUDIO = Family(
-    "parla_synthesis_audio_seconds", "counter",
-    "Seconds of audio synthesised by finished jobs, by engine (cache hits excluded).",
-    ("engine",),
-)
-SYNTHESIS_JOB_SECONDS = Family(
-    "parla_synthesis_job_processing_seconds", "histogram",
-    "Processing seconds of each synthesised job, by engine (cache hits excluded).",
-    ("engine",), SYNTHESIS_BUCKETS,
-)
-SYNTHESIS_CACHE = Family(
-    "parla_synthesis_cache_requests", "counter",
-    "Finished jobs served from the audio cache (hit) or synthesised (miss), by engine.",
-    ("engine", "result"),
-)
-QUOTA_REJECTIONS = Family(
-    "parla_quota_rejections", "counter",
-    "Requests refused by a tenant limit: characters (monthly quota), rate_limit (requests per "
-    "minute), concurrent_jobs, plan_limit (voices, references, text length).",
-    ("reason",),
-)
-COUNTED_FAMILIES = (
-    HTTP_REQUESTS, HTTP_DURATION, SYNTHESIS_PROCESSING, SYNTHESIS_AUDIO, SYNTHESIS_JOB_SECONDS,
-    SYNTHESIS_CACHE, QUOTA_REJECTIONS,
-)
-
-
-# --- Where counts are kept -------------------------------------------------------------------
-
-
-class _RedisCounts:
-    def __init__(self, url: str, prefix: str) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        # Short timeouts and no retries: a slow Redis must not hold up what is being counted.
-        self._client = redis.Redis.from_url(
-            url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
-        )
-        self._prefix = prefix
-
-    def _key(self, family: str) -> str:
-        return f"{self._prefix}:metrics:{family}"
-
-    def add(self, increments: Iterable[tuple[str, str, float]]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for family, field, amount in increments:
-            if isinstance(amount, int):
-                pipe.hincrby(self._key(family), field, amount)
-            else:
-                pipe.hincrbyfloat(self._key(family), field, amount)
-        pipe.execute()
-
-    def read(self, families: Iterable[str]) -> dict[str, dict[str, float]]:
-        families = list(families)
-        pipe = self._client.pipeline(transaction=False)
-        for family in families:
-            pipe.hgetall(self._key(family))
-        return {
-            family: {field.decode(): float(value) for field, value in raw.items()}
-            for family, raw in zip(families, pipe.execute(), strict=True)
-        }
-
-
-class _MemoryCounts:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[str, dict[str, float]] = defaultdict(dict)
-
-    def add(self, increments: Iterable[tuple[str, str, float]]) -> None:
-        with self._lock:
-            for family, field, amount in increments:
-                values = self._values[family]
-                values[field] = values.get(field, 0) + amount
-
-    def read(self, families: Iterable[str]) -> dict[str, dict[str, float]]:
-        with self._lock:
-            return {family: dict(self._values.get(family, {})) for family in families}
-
-
-_counts: _RedisCounts | _MemoryCounts | None = None
-_counts_lock = threading.Lock()
-
-
-def _store() -> _RedisCounts | _MemoryCounts:
-    global _counts
-    if _counts is not None:
-        return _counts
-    with _counts_lock:
-        if _counts is None:
-            prefix = settings.CACHES["default"].get("KEY_PREFIX", "parla")
-            _counts = _RedisCounts(settings.REDIS_URL, prefix) if settings.REDIS_URL else _MemoryCounts()
-        return _counts
-
-
-# Which kinds of failure have been logged; cleared when that kind works again.
-_failing: set[str] = set()
-# After a failed write, events go uncounted for this long instead of each waiting on Redis.
-RECORD_PAUSE_SECONDS = 5.0
-_record_paused_until = 0.0
-
-
-def _failed(kind: str) -> None:
-    if kind not in _failing:
-        _failing.add(kind)
-        logger.warning("metrics.failed", extra={"part": kind}, exc_info=True)
-
-
-def _recovered(kind: str) -> None:
-    if kind in _failing:
-        _failing.discard(kind)
-        logger.info("metrics.recovered", extra={"part": kind})
-
-
-def _field(*values: object) -> str:
-    return json.dumps([str(value) for value in values], separators=(",", ":"))
-
-
-def _bucket(family: Family, value: float) -> str:
-    for bound in family.buckets:
-        if value <= bound:
-            return floatToGoString(bound)
-    return "+Inf"
-
-
-def _counter(family: Family, labels: tuple, amount: float = 1) -> list[tuple[str, str, float]]:
-    return [(family.name, _field(*labels), amount)]
-
-
-def _observation(family: Family, labels: tuple, value: float) -> list[tuple[str, str, float]]:
-    return [
-        (family.name, _field(*labels, "le", _bucket(family, value)), 1),
-        (family.name, _field(*labels, "sum"), float(value)),
-    ]
-
-
-def _record(increments: list[tuple[str, str, float]]) -> None:
-    global _record_paused_until
-    if time.monotonic() < _record_paused_until:
-        return
-    try:
-        _store().add(increments)
-    except Exception:  # noqa: BLE001  counting must never break the work being counted
-        _record_paused_until = time.monotonic() + RECORD_PAUSE_SECONDS
-        _failed("record")
-        return
-    _recovered("record")
-
-
-# --- What the rest of Parla calls ------------------------------------------------------------
-
-
-def http_request_observe(*, endpoint: str, method: str, status: int, seconds: float) -> None:
-    method = method.upper() if method and method.upper() in HTTP_METHODS else "other"
-    status_label = str(status) if 100 <= status <= 599 else "other"
-    _record([
-        *_counter(HTTP_REQUESTS, (endpoint, method, status_label)),
-        *_observation(HTTP_DURATION, (endpoint, method), max(0.0, seconds)),
-    ])
-
-
-def synthesis_job_observe(
-    *, engine: str, processing_seconds: float, audio_seconds: float, cache_hit: bool
-) -> None:
-    """A job finished with audio (called once per job, by the worker that finished it)."""
-    increments = _counter(SYNTHESIS_CACHE, (engine, "hit" if cache_hit else "miss"))
-    if not cache_hit:
-        increments += [
-            *_counter(SYNTHESIS_PROCESSING, (engine,), float(max(0.0, processing_seconds))),
-            *_counter(SYNTHESIS_AUDIO, (engine,), float(max(0.0, audio_seconds or 0.0))),
-            *_observation(SYNTHESIS_JOB_SECONDS, (engine,), max(0.0, processing_seconds)),
-        ]
-    _record(increments)
-
-
-def quota_rejection_count(*, reason: str) -> None:
-    """A request refused by a tenant limit; `reason` is one of QUOTA_REASONS."""
-    _record(_counter(QUOTA_REJECTIONS, (reason if reason in QUOTA_REASONS else "other",)))
 
 
 # --- Scrape-time state -------------------------------------------------------------------------
@@ -323,16 +111,16 @@ class ParlaCollector:
             try:
                 families = list(gather())
             except Exception:  # noqa: BLE001  one source down must not hide the others
-                _failed(f"scrape:{source}")
+                metrics_failed(f"scrape:{source}")
                 up.add_metric([source], 0)
                 continue
-            _recovered(f"scrape:{source}")
+            metrics_recovered(f"scrape:{source}")
             up.add_metric([source], 1)
             yield from families
         yield up
 
     def _counted(self) -> Iterator[Metric]:
-        values = _store().read(family.name for family in COUNTED_FAMILIES)
+        values = counts_read(family.name for family in COUNTED_FAMILIES)
         for family in COUNTED_FAMILIES:
             if family.kind == "counter":
                 yield self._counter_family(family, values[family.name])
@@ -344,7 +132,7 @@ class ParlaCollector:
         metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
         seen = set()
         for field, value in sorted(values.items()):
-            labels = json.loads(field)
+            labels = field_labels(field)
             if len(labels) == len(family.labels):
                 metric.add_metric(labels, value)
                 seen.add(tuple(labels))
@@ -360,7 +148,7 @@ class ParlaCollector:
         sums: dict[tuple[str, ...], float] = defaultdict(float)
         width = len(family.labels)
         for field, value in values.items():
-            parts = json.loads(field)
+            parts = field_labels(field)
             labels, rest = tuple(parts[:width]), parts[width:]
             if rest == ["sum"]:
                 sums[labels] = value

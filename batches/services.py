@@ -18,7 +18,6 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from analytics.metrics import quota_rejection_count
 from analytics.models import UsageRecord
 from batches.models import Batch
 from batches.parsing import (
@@ -54,6 +53,15 @@ from tenants.services import SYSTEM, AuditContext, audit_event_record
 logger = logging.getLogger(__name__)
 
 
+class BatchOverPlan(InvalidBatch):
+    """More items than the plan allows in a batch, or an item longer than it allows a request.
+
+    The code stays invalid_batch (the batch is refused as a whole); operators count it as a
+    plan_limit refusal, like the same limits met by a single request."""
+
+    quota_reason = "plan_limit"
+
+
 @dataclasses.dataclass(frozen=True)
 class _CheckedItem:
     index: int
@@ -83,14 +91,13 @@ def batch_items_from_json(*, tenant: Tenant, raw_items) -> list[BatchItemInput]:
     return items_from_json(raw_items)
 
 
-def _too_many_items(plan, *, items: int | None = None, at_least: int | None = None) -> InvalidBatch:
-    quota_rejection_count(reason="plan_limit")
+def _too_many_items(plan, *, items: int | None = None, at_least: int | None = None) -> BatchOverPlan:
     if items is not None:
-        return InvalidBatch(
+        return BatchOverPlan(
             f"The batch has {items} items; the {plan.name} plan allows {plan.batch_items} per batch.",
             extra={"limit": plan.batch_items, "items": items},
         )
-    return InvalidBatch(
+    return BatchOverPlan(
         f"The batch has more than {plan.batch_items} items; the {plan.name} plan allows "
         f"{plan.batch_items} per batch.",
         extra={"limit": plan.batch_items, "items_at_least": at_least},
@@ -111,8 +118,7 @@ def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, lan
         where = item.origin or f"item {index + 1}"
         value = item.text if item.text is not None else (item.ssml or "")
         if len(value) > plan.request_characters:
-            quota_rejection_count(reason="plan_limit")
-            raise InvalidBatch(
+            raise BatchOverPlan(
                 f"{where.capitalize()} is {len(value)} characters; the plan accepts {plan.request_characters} per item.",
                 extra={"item": index + 1, "origin": where, "limit": plan.request_characters},
             )

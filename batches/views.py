@@ -22,7 +22,12 @@ from batches.services import batch_cancel, batch_create, batch_items_from_upload
 from synthesis.api.responses import job_audio_response
 from synthesis.audio import AudioOptions
 from synthesis.models import SynthesisJob
-from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
+from tenants.dashboard import (
+    form_add_application_error,
+    message_add_application_error,
+    posts_rate_limited,
+    tenant_page,
+)
 from tenants.errors import ApplicationError, ErrorCode, NotFound
 from tenants.selectors import tenant_usage_summary
 from tenants.services import AuditContext
@@ -153,18 +158,17 @@ def batch_index(request):
 def _add_batch_error(form: BatchCreateForm, exc: ApplicationError) -> None:
     """Problems with the texts go under the texts, voice problems under the voice."""
     source = form.source_field
+    field, message = None, None
     if exc.code in _VOICE_CODES:
-        form.add_error("voice" if source == "lines" else source, exc.message)
+        field = "voice" if source == "lines" else source
     elif exc.code == ErrorCode.QUOTA_EXCEEDED and "requested" in exc.extra:
-        form.add_error(None, f"This batch needs {exc.extra['requested']:,} characters, but "
-                             f"{exc.extra.get('remaining', 0):,} are left this month.")
-    elif exc.extra.get("fields"):
-        form_add_application_error(form, exc)
-    elif exc.code in (ErrorCode.INVALID_BATCH, ErrorCode.INVALID_TEXT, ErrorCode.INVALID_SSML,
-                      ErrorCode.TEXT_TOO_LONG):
-        form.add_error(source, exc.message)
-    else:
-        form.add_error(None, exc.message)
+        message = (f"This batch needs {exc.extra['requested']:,} characters, but "
+                   f"{exc.extra.get('remaining', 0):,} are left this month.")
+    elif not exc.extra.get("fields") and exc.code in (
+        ErrorCode.INVALID_BATCH, ErrorCode.INVALID_TEXT, ErrorCode.INVALID_SSML, ErrorCode.TEXT_TOO_LONG,
+    ):
+        field = source
+    form_add_application_error(form, exc, field=field, message=message)
 
 
 def _create(request, form: BatchCreateForm) -> Batch | None:
@@ -261,7 +265,7 @@ def batch_cancel_view(request, batch_id: int):
     try:
         batch = batch_cancel(tenant=request.tenant, batch=batch, context=AuditContext.from_request(request))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        message_add_application_error(request, exc)
     else:
         if batch.finished:
             messages.success(request, "The batch is cancelled. Items that had finished keep their audio.")
@@ -277,7 +281,7 @@ def batch_retry_view(request, batch_id: int):
     try:
         batch_retry(tenant=request.tenant, batch=batch, context=AuditContext.from_request(request))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        message_add_application_error(request, exc)
     else:
         messages.success(request, "The failed items are queued again.")
     return redirect("batches:detail", batch_id=batch.pk)

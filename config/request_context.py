@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 
-from analytics import metrics
 from config.logging import log_context, log_context_get, request_id_new, request_id_sane
+from config.metrics_recording import http_request_observe
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -38,7 +38,7 @@ class RequestContextMiddleware:
                 context = contextvars.copy_context()
                 response.streaming_content = _in_context(context, response.streaming_content)
         response[REQUEST_ID_HEADER] = request_id
-        metrics.http_request_observe(
+        http_request_observe(
             endpoint=_endpoint(request), method=request.method or "", status=response.status_code,
             seconds=time.perf_counter() - started,
         )

@@ -7,11 +7,16 @@ processor gives every template the navigation, the role and the tenant switcher.
 
 Pages of other apps join the navigation by defining the URL names in NAVIGATION; an entry
 whose URL does not exist yet is left out.
+
+A page shows a service's ApplicationError through form_add_application_error,
+message_add_application_error or application_error_json_response; these (and the rate-limit
+page) count a refusal by a tenant limit for operators, as the API's exception handler does.
 """
 
 from dataclasses import dataclass
 from functools import wraps
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
@@ -19,7 +24,16 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
 from tenants.authentication import membership_for_request, tenant_for_request
-from tenants.errors import ApplicationError, ErrorCode, Forbidden, NoTenant, NotFound, TenantSuspended, error_body
+from tenants.errors import (
+    ApplicationError,
+    ErrorCode,
+    Forbidden,
+    NoTenant,
+    NotFound,
+    TenantSuspended,
+    error_body,
+    quota_rejection_record,
+)
 from tenants.ratelimit import RateLimitResult, tenant_rate_limit_hit
 from tenants.selectors import membership_list_for_user, membership_role
 from tenants.services import MANAGER_ROLES
@@ -106,6 +120,7 @@ def posts_rate_limited(view=None, *, json: bool = False):
 
 
 def _rate_limited_response(request, result: RateLimitResult, *, json: bool):
+    quota_rejection_record(ErrorCode.RATE_LIMITED)
     wait = max(1, result.reset_seconds)
     message = (f"Too many requests: this workspace's plan allows {result.limit} a minute. "
                f"Nothing was made; wait {wait} seconds and try again.")
@@ -158,13 +173,28 @@ def dashboard_context(request) -> dict:
     }
 
 
-def form_add_application_error(form, exc: ApplicationError, field_names: dict[str, str] | None = None) -> None:
-    """Show a service's error on the form: on its field when the error names one we show."""
-    field_names = field_names or {}
-    fields = exc.extra.get("fields") or {}
-    for name in fields:
-        field = field_names.get(name, name)
-        if field in form.fields:
-            form.add_error(field, exc.message)
-            return
-    form.add_error(None, exc.message)
+def form_add_application_error(
+    form, exc: ApplicationError, field_names: dict[str, str] | None = None, *,
+    field: str | None = None, message: str | None = None,
+) -> None:
+    """Show a service's error on the form: on `field` when given, else on its field when the
+    error names one we show (`field_names` maps the service's names to the form's), else
+    above the form; `message` replaces the error's own."""
+    quota_rejection_record(exc.code, exc)
+    if field is None:
+        field_names = field_names or {}
+        named = (field_names.get(name, name) for name in exc.extra.get("fields") or {})
+        field = next((name for name in named if name in form.fields), None)
+    form.add_error(field, message or exc.message)
+
+
+def message_add_application_error(request, exc: ApplicationError) -> None:
+    """Show a service's error as a message on the next page (an action that redirects)."""
+    quota_rejection_record(exc.code, exc)
+    messages.error(request, exc.message)
+
+
+def application_error_json_response(exc: ApplicationError) -> JsonResponse:
+    """A service's error in the API's shape, for the pages' scripts."""
+    quota_rejection_record(exc.code, exc)
+    return JsonResponse(error_body(exc.code, exc.message, exc.extra), status=exc.status)

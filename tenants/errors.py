@@ -1,7 +1,9 @@
 """The one error shape: {"code": ..., "message": ..., "extra": {...}}.
 
 Services raise ApplicationError subclasses; the DRF exception handler maps those and every
-DRF/Django error into the same envelope with a stable code from ErrorCode.
+DRF/Django error into the same envelope with a stable code from ErrorCode. Refusals by a tenant
+limit are counted for operators where they are answered (quota_rejection_record), by the API's
+handler here and by the dashboard (tenants.dashboard), never where the error is built.
 """
 
 import logging
@@ -15,6 +17,8 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
+
+from config.metrics_recording import quota_rejection_count
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,9 @@ class ErrorCode(StrEnum):
 class ApplicationError(Exception):
     code: ErrorCode = ErrorCode.VALIDATION_ERROR
     status: int = status.HTTP_400_BAD_REQUEST
+    # The parla_quota_rejections_total reason of an error whose code alone does not say
+    # (an invalid_batch over the plan's batch size); see QUOTA_REJECTION_REASONS.
+    quota_reason: str | None = None
 
     def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -157,6 +164,33 @@ _DRF_CODES: list[tuple[type[Exception], ErrorCode]] = [
 
 _KNOWN_CODES = {code.value for code in ErrorCode}
 
+# The parla_quota_rejections_total reason of a refusal, by its error code (README, "Metrics
+# and logs"): the monthly characters, requests per minute, jobs at once, and the plan's other
+# limits (voices, recordings per voice, enrollments a day, text and audio per request).
+QUOTA_REJECTION_REASONS: dict[str, str] = {
+    ErrorCode.QUOTA_EXCEEDED: "characters",
+    ErrorCode.RATE_LIMITED: "rate_limit",
+    ErrorCode.CONCURRENCY_LIMIT: "concurrent_jobs",
+    ErrorCode.PLAN_LIMIT: "plan_limit",
+    ErrorCode.TEXT_TOO_LONG: "plan_limit",
+    ErrorCode.AUDIO_TOO_LONG_REQUESTED: "plan_limit",
+}
+
+
+def quota_rejection_reason(code: str, error: Exception | None = None) -> str | None:
+    """The reason an answered error counts under, or None when it is no refusal by a limit."""
+    return getattr(error, "quota_reason", None) or QUOTA_REJECTION_REASONS.get(str(code))
+
+
+def quota_rejection_record(code: str, error: Exception | None = None) -> None:
+    """Count a refusal by a tenant limit once, as it is answered (API or dashboard).
+
+    NOTE: not in the errors' constructors: an error can be built and then not raised, or
+    caught and raised again as a new one that names the offending item."""
+    reason = quota_rejection_reason(code, error)
+    if reason is not None:
+        quota_rejection_count(reason=reason)
+
 
 def error_body(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"code": str(code), "message": message, "extra": extra or {}}
@@ -210,6 +244,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
     else:
         return None  # Unexpected: let Django log it and answer 500 (see handler500 below).
+    quota_rejection_record(body["code"], exc)
     # Imported here: rest_framework.views imports the authentication classes, which
     # import this module.
     from rest_framework.views import set_rollback

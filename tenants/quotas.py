@@ -13,7 +13,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
-from analytics.metrics import quota_rejection_count
 from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
 from tenants.models import ApiKey, QuotaReservation, Tenant, TenantQuota, UsagePeriod
 
@@ -163,7 +162,6 @@ def _reserve(*, tenant: Tenant, characters: int, limit: int, api_key: ApiKey | N
         period.refresh_from_db()
         _, period_end = period_bounds(tenant=tenant)
         spent = period.characters_used + period.characters_reserved
-        quota_rejection_count(reason="characters")
         raise QuotaExceeded(
             "Monthly character quota exceeded.",
             extra={
@@ -254,7 +252,6 @@ def job_slot_acquire(*, tenant: Tenant) -> None:
         _tenant_quota(tenant=tenant)
         admitted = take()
     if not admitted:
-        quota_rejection_count(reason="concurrent_jobs")
         raise ConcurrencyLimitExceeded(
             "Too many jobs running at once for this plan.",
             extra={"limit": limit},

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from analytics.metrics import quota_rejection_count
 
 _SLIDING_WINDOW_LUA = """
 local key = KEYS[1]
@@ -107,8 +106,6 @@ def _get_backend():
 def rate_limit_hit(*, key: str, limit: int, window_seconds: int = 60) -> RateLimitResult:
     prefix = settings.CACHES["default"].get("KEY_PREFIX", "parla")
     allowed, count, reset = _get_backend().hit(f"{prefix}:rl:{key}", limit, window_seconds)
-    if not allowed:
-        quota_rejection_count(reason="rate_limit")
     return RateLimitResult(
         allowed=allowed,
         limit=limit,

@@ -13,11 +13,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from analytics import metrics
+from config import metrics_recording
 from config.dramatiq import QUEUE_SYNTHESIS_GPU
+from synthesis.jobs import TextTooLong
 from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
 from tenants.quotas import job_slot_acquire, quota_reserve
-from tests.tenants.factories import TenantFactory
+from tests.helpers import signed_in_client
+from tests.tenants.factories import MembershipFactory, TenantFactory
+from voices.errors import PlanLimitReached
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +184,7 @@ def test_latency_buckets_are_cumulative_and_fixed(api_client_for, tenant):
         if dict(labels)["endpoint"] == "tenant" and dict(labels)["method"] == "GET"
     )
 
-    assert [bound for bound, _ in series] == [*metrics.HTTP_BUCKETS, float("inf")]
+    assert [bound for bound, _ in series] == [*metrics_recording.HTTP_BUCKETS, float("inf")]
     assert [value for _, value in series] == sorted(value for _, value in series)
 
 
@@ -206,17 +209,18 @@ def test_unknown_paths_and_strange_methods_keep_labels_bounded():
 
 def test_metrics_recording_failure_never_breaks_a_request(api_client_for, tenant, monkeypatch, caplog):
     # Redis that cannot be reached (nothing listens on port 1) in place of the real one.
-    monkeypatch.setattr(metrics, "_counts", metrics._RedisCounts("redis://127.0.0.1:1/0", "unreachable"))
-    monkeypatch.setattr(metrics, "_failing", set())
-    monkeypatch.setattr(metrics, "_record_paused_until", 0.0)
+    recording = metrics_recording
+    monkeypatch.setattr(recording, "_counts", recording._RedisCounts("redis://127.0.0.1:1/0", "unreachable"))
+    monkeypatch.setattr(recording, "_failing", set())
+    monkeypatch.setattr(recording, "_record_paused_until", 0.0)
     client = api_client_for(tenant)
 
-    with caplog.at_level(logging.WARNING, logger="analytics.metrics"):
+    with caplog.at_level(logging.WARNING, logger="config.metrics_recording"):
         statuses = [client.get("/api/v1/tenant").status_code for _ in range(3)]
         scraped = APIClient().get("/metrics")
 
     assert statuses == [200, 200, 200]
-    assert [r.getMessage() for r in caplog.records if r.name == "analytics.metrics"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "config.metrics_recording"] == [
         "metrics.failed", "metrics.failed",  # once for recording, once for reading at the scrape
     ]
     assert scraped.status_code == 200
@@ -243,27 +247,44 @@ def test_rate_limit_rejection_is_counted(api_client_for):
     assert _rejections(after, "rate_limit") - _rejections(before, "rate_limit") == 1
 
 
-def test_character_quota_rejection_is_counted():
+def test_character_quota_rejection_is_counted(api_client_for):
     tenant = TenantFactory(plan__monthly_characters=10)
     before = _scrape()
 
-    with pytest.raises(QuotaExceeded):
-        quota_reserve(tenant=tenant, characters=11)
+    response = api_client_for(tenant).post("/api/v1/jobs", {"text": "x" * 11}, format="json")
     after = _scrape()
 
+    assert (response.status_code, response.json()["code"]) == (429, "quota_exceeded")
     assert _rejections(after, "characters") - _rejections(before, "characters") == 1
 
 
-def test_concurrent_jobs_rejection_is_counted():
+def test_concurrent_jobs_rejection_is_counted(api_client_for):
     tenant = TenantFactory(plan__concurrent_jobs=1)
     job_slot_acquire(tenant=tenant)
     before = _scrape()
 
+    response = api_client_for(tenant).post("/api/v1/jobs", {"text": "One at a time."}, format="json")
+    after = _scrape()
+
+    assert (response.status_code, response.json()["code"]) == (429, "concurrency_limit_exceeded")
+    assert _rejections(after, "concurrent_jobs") - _rejections(before, "concurrent_jobs") == 1
+
+
+def test_a_refusal_is_counted_where_it_is_answered_not_where_it_is_raised():
+    tenant = TenantFactory(plan__monthly_characters=10, plan__concurrent_jobs=1)
+    before = _scrape()
+
+    TextTooLong("Too long.")
+    PlanLimitReached("No more voices.")
+    with pytest.raises(QuotaExceeded):
+        quota_reserve(tenant=tenant, characters=11)
+    job_slot_acquire(tenant=tenant)
     with pytest.raises(ConcurrencyLimitExceeded):
         job_slot_acquire(tenant=tenant)
     after = _scrape()
 
-    assert _rejections(after, "concurrent_jobs") - _rejections(before, "concurrent_jobs") == 1
+    for reason in metrics_recording.QUOTA_REASONS:
+        assert _rejections(after, reason) == _rejections(before, reason), reason
 
 
 def test_plan_limit_rejection_on_the_api_is_counted(api_client_for):
@@ -277,6 +298,48 @@ def test_plan_limit_rejection_on_the_api_is_counted(api_client_for):
     assert response.json()["code"] == "text_too_long"
     assert _rejections(after, "plan_limit") - _rejections(before, "plan_limit") == 1
     assert _rejections(after, "characters") == _rejections(before, "characters")
+
+
+def test_a_batch_over_the_plans_size_is_counted_but_other_invalid_batches_are_not(api_client_for, monkeypatch):
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: None)  # nothing may run here
+    client = api_client_for(TenantFactory(plan__batch_items=2))
+    before = _scrape()
+
+    over = client.post("/api/v1/batches", {"items": ["One.", "Two.", "Three."]}, format="json")
+    unreadable = client.post("/api/v1/batches", {"items": [{"text": "One.", "colour": "red"}]}, format="json")
+    after = _scrape()
+
+    assert (over.status_code, over.json()["code"]) == (400, "invalid_batch")
+    assert (unreadable.status_code, unreadable.json()["code"]) == (400, "invalid_batch")
+    assert _rejections(after, "plan_limit") - _rejections(before, "plan_limit") == 1
+
+
+def test_a_plan_limit_refused_on_the_speak_page_is_counted():
+    membership = MembershipFactory(role="member", tenant__plan__request_characters=20)
+    form = {"input_mode": "text", "text": "x" * 21, "voice": "piper:en_US-joe-medium", "format": "mp3",
+            "sample_rate": "", "speed": "1", "pitch": "0", "loudness": ""}
+    before = _scrape()
+
+    response = signed_in_client(membership).post("/app/speak/", form)
+    after = _scrape()
+
+    assert response.status_code == 200  # the form again, with the error on it
+    assert _rejections(after, "plan_limit") - _rejections(before, "plan_limit") == 1
+
+
+def test_a_rate_limit_refused_on_a_page_is_counted(monkeypatch):
+    monkeypatch.setattr("synthesis.jobs.create.enqueue", lambda job: None)  # nothing may run here
+    membership = MembershipFactory(role="member", tenant__plan__requests_per_minute=1)
+    form = {"input_mode": "text", "text": "Hello there.", "voice": "piper:en_US-joe-medium", "format": "mp3",
+            "sample_rate": "", "speed": "1", "pitch": "0", "loudness": ""}
+    client = signed_in_client(membership)
+    before = _scrape()
+
+    statuses = [client.post("/app/speak/", form).status_code for _ in range(2)]
+    after = _scrape()
+
+    assert statuses == [302, 429]
+    assert _rejections(after, "rate_limit") - _rejections(before, "rate_limit") == 1
 
 
 # --- Read at scrape time -----------------------------------------------------------------

@@ -45,12 +45,6 @@ class PlanLimitReached(ApplicationError):
     code = ErrorCode.PLAN_LIMIT
     status = status.HTTP_403_FORBIDDEN
 
-    def __init__(self, message: str, extra: dict | None = None) -> None:
-        from analytics.metrics import quota_rejection_count
-
-        super().__init__(message, extra)
-        quota_rejection_count(reason="plan_limit")  # API and dashboard alike
-
 
 class EnrollmentsPerDayReached(PlanLimitReached):
     """The plan's enrollments a day (UTC) are used up; Retry-After says when the day ends."""

@@ -22,7 +22,13 @@ from synthesis.jobs import waiting_for_worker
 from synthesis.models import SynthesisJob
 from synthesis.previews import preview_format_check, voice_preview_get_or_create
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
-from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
+from tenants.dashboard import (
+    application_error_json_response,
+    form_add_application_error,
+    message_add_application_error,
+    posts_rate_limited,
+    tenant_page,
+)
 from tenants.errors import ApplicationError, ErrorCode, error_body
 from tenants.services import AuditContext
 from voices.audio_checks import MAX_SPEECH_SECONDS, MIN_SPEECH_SECONDS, reference_quality_report, reference_validate
@@ -298,7 +304,7 @@ def reference_delete(request, voice_id: int, reference_id: int):
     try:
         voice_reference_delete(tenant=request.tenant, reference=reference, context=AuditContext.from_request(request))
     except ApplicationError as exc:
-        messages.error(request, exc.message)
+        message_add_application_error(request, exc)
     else:
         messages.success(request, "The recording is removed; the voice is enrolled again without it.")
     return redirect(reverse("voices:detail", kwargs={"voice_id": profile.pk}) + "#recordings")
@@ -308,7 +314,7 @@ def reference_delete(request, voice_id: int, reference_id: int):
 
 
 def _json_error(exc: ApplicationError) -> JsonResponse:
-    return JsonResponse(error_body(exc.code, exc.message, exc.extra), status=exc.status)
+    return application_error_json_response(exc)
 
 
 @require_POST

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.metrics import quota_rejection_count
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable
@@ -37,10 +36,6 @@ PREVIEW_TEXT = "Hello! This is a short preview of my voice, reading a sentence f
 class TextTooLong(ApplicationError):
     code = ErrorCode.TEXT_TOO_LONG
     status = 400
-
-    def __init__(self, message: str, extra: dict | None = None) -> None:
-        super().__init__(message, extra)
-        quota_rejection_count(reason="plan_limit")  # API and dashboard alike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +93,6 @@ def audio_length_check(*, tenant: Tenant, prepared: PreparedText, voice: Resolve
     estimate = prepared.audio_seconds_floor(characters_per_second=rate, speed=audio.speed)
     limit = tenant.plan.max_audio_seconds_per_request
     if estimate > limit:
-        quota_rejection_count(reason="plan_limit")
         raise AudioTooLongRequested(
             f"This request would make at least {estimate:,.0f} seconds of audio (pauses included); "
             f"the {tenant.plan.name} plan allows {limit:,} seconds per request.",

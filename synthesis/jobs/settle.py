@@ -11,8 +11,8 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.metrics import synthesis_job_observe
 from analytics.services import usage_failure_record, usage_record_create, usage_rollup_soon
+from config.metrics_recording import synthesis_job_observe
 from synthesis.audio import AudioOptions
 from synthesis.cache import CacheDraft, audio_size
 from synthesis.errors import EngineUnavailable
