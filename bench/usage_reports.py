@@ -120,7 +120,7 @@ def seed(args, rng: random.Random) -> dict:
 
     from analytics.models import UsageFailure, UsageRecord
     from synthesis.models import SynthesisJob
-    from tenants.models import Plan, Tenant
+    from tenants.models import Plan
     from tenants.services import api_key_create, tenant_create
 
     plan = Plan.objects.order_by("-monthly_characters").first()

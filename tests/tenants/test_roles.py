@@ -20,7 +20,7 @@ from tenants.services import (
     membership_delete,
     membership_role_change,
 )
-from tests.tenants.factories import ApiKeyFactory, MembershipFactory, TenantFactory, UserFactory
+from tests.tenants.factories import ApiKeyFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
