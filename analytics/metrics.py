@@ -203,7 +203,7 @@ class ParlaCollector:
 
     @staticmethod
     def _workers() -> Iterator[Metric]:
-        from synthesis.live import workers_alive
+        from config.runtime.presence import workers_alive
 
         now = time.time()
         workers = workers_alive()

@@ -54,7 +54,7 @@ identically --repeats times (`X-Parla-Cache: hit` is asserted).
 "Where Parla's time goes" splits each Parla request with its job's row: queue wait (job
 enqueued -> a worker started it), worker run (started -> finished; "render" is the worker's own
 processing time) and the rest (web tier, database, HTTP). New messages wake the idle worker
-at once (config/broker.py); --worker-poll-ms sets PARLA_WORKER_POLL_MS, the longest an idle
+at once (config/runtime/broker.py); --worker-poll-ms sets PARLA_WORKER_POLL_MS, the longest an idle
 worker waits before looking at its queues anyway (default 1000 ms).
 
 Before anything starts, the script waits (polling every 2 minutes, up to 60) until the

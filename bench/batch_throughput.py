@@ -325,7 +325,7 @@ class Bench:
             cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         handle.close()
         self.workers.append(proc)
-        from synthesis.live import workers_alive
+        from config.runtime.presence import workers_alive
 
         deadline = time.monotonic() + 180
         while len(workers_alive()) < processes:
@@ -494,7 +494,7 @@ def submit_and_wait(bench: Bench, tenant, texts: list[str], name: str, timeout: 
 
 def warm_up(bench: Bench, tenant, processes: int, threads: int) -> int:
     """Run warm-up batches until every worker process has Piper loaded."""
-    from synthesis.live import workers_alive
+    from config.runtime.presence import workers_alive
 
     for attempt in range(1, 6):
         texts = [f"Warm-up sentence {attempt}, number {n}." for n in range(1, 4 * processes * threads + 1)]

@@ -1,4 +1,4 @@
-"""Dramatiq wiring: broker choice, middleware, queues, and the one actor decorator.
+"""Parla's queues and the one actor decorator (the broker itself: config.runtime.broker).
 
 Every Parla actor is declared through `parla_actor`, which insists on an explicit queue,
 time limit and retry limit so that no actor runs on the library defaults.
@@ -14,45 +14,6 @@ QUEUE_SYNTHESIS_GPU = "synthesis-gpu"
 QUEUE_EXPORTS = "exports"
 QUEUE_DEFAULT = "default"
 QUEUES = (QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU, QUEUE_EXPORTS, QUEUE_DEFAULT)
-
-# Broker-wide fallbacks; each actor still states its own (see parla_actor).
-BROKER_TIME_LIMIT_MS = 10 * 60 * 1000
-BROKER_MAX_RETRIES = 3
-
-_MIDDLEWARE = [
-    "dramatiq.middleware.AgeLimit",
-    "dramatiq.middleware.TimeLimit",
-    "dramatiq.middleware.Callbacks",
-    "dramatiq.middleware.Retries",
-    "dramatiq.middleware.ShutdownNotifications",
-    "django_dramatiq.middleware.DbConnectionsMiddleware",
-    # Heartbeats (which queues have a worker, which engines are loaded) and upkeep.
-    "synthesis.workers.WorkerPresence",
-]
-
-
-def dramatiq_broker_settings(*, redis_url: str, rabbitmq_url: str) -> dict[str, Any]:
-    # RabbitMQ, when configured, carries the messages; Redis still holds cache and limits.
-    if rabbitmq_url:
-        broker, options = "dramatiq.brokers.rabbitmq.RabbitmqBroker", {"url": rabbitmq_url}
-    elif redis_url:
-        # Dramatiq's Redis broker, with idle workers woken at once by new messages.
-        broker, options = "config.broker.RedisBroker", {"url": redis_url}
-    else:
-        # Embedded mode: an in-memory broker served by a worker inside the web process.
-        broker, options = "dramatiq.brokers.stub.StubBroker", {}
-    return {"BROKER": broker, "OPTIONS": options, "MIDDLEWARE": list(_MIDDLEWARE)}
-
-
-def configure_broker(broker: dramatiq.Broker) -> None:
-    """Declare Parla's queues and set the broker-wide limits explicitly."""
-    for middleware in broker.middleware:
-        if isinstance(middleware, dramatiq.middleware.TimeLimit):
-            middleware.time_limit = BROKER_TIME_LIMIT_MS
-        elif isinstance(middleware, dramatiq.middleware.Retries):
-            middleware.max_retries = BROKER_MAX_RETRIES
-    for queue_name in QUEUES:
-        broker.declare_queue(queue_name)
 
 
 def parla_actor(

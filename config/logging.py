@@ -3,7 +3,7 @@
 A context variable holds the fields of the work in hand: the request id and tenant id while
 a web request is handled (config.request_context sets the request id; authentication adds
 the tenant), the request id, tenant id and job id while a worker runs a message (see
-synthesis.workers). `ContextFilter`, attached to the handler, copies them onto every record,
+config.runtime.worker). `ContextFilter`, attached to the handler, copies them onto every record,
 and one of two formatters writes it:
 
 - `JsonFormatter`: one JSON object per line (time in ISO-8601 UTC, level, logger, message,

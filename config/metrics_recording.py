@@ -23,8 +23,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.conf import settings
 from prometheus_client.utils import floatToGoString
+
+from config.runtime.connection import key_prefix, runtime_backend
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +92,8 @@ COUNTED_FAMILIES = (
 
 
 class _RedisCounts:
-    def __init__(self, url: str, prefix: str) -> None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        # Short timeouts and no retries: a slow Redis must not hold up what is being counted.
-        self._client = redis.Redis.from_url(
-            url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0)
-        )
+    def __init__(self, client, prefix: str) -> None:
+        self._client = client
         self._prefix = prefix
 
     def _key(self, family: str) -> str:
@@ -141,19 +135,11 @@ class _MemoryCounts:
             return {family: dict(self._values.get(family, {})) for family in families}
 
 
-_counts: _RedisCounts | _MemoryCounts | None = None
-_counts_lock = threading.Lock()
-
-
 def _store() -> _RedisCounts | _MemoryCounts:
-    global _counts
-    if _counts is not None:
-        return _counts
-    with _counts_lock:
-        if _counts is None:
-            prefix = settings.CACHES["default"].get("KEY_PREFIX", "parla")
-            _counts = _RedisCounts(settings.REDIS_URL, prefix) if settings.REDIS_URL else _MemoryCounts()
-        return _counts
+    # A client with short timeouts and no retries: a slow Redis must not hold up what is
+    # being counted.
+    return runtime_backend("metrics", redis_backend=lambda client: _RedisCounts(client, key_prefix()),
+                           memory_backend=_MemoryCounts, fail_fast=True)
 
 
 def counts_read(families: Iterable[str]) -> dict[str, dict[str, float]]:

@@ -92,8 +92,8 @@ class SynthesisJob(TenantOwnedModel):
     worker_deaths = models.PositiveSmallIntegerField(default=0)
     # The plan's audio length limit when it was created; the worker stops a render past it.
     audio_seconds_limit = models.PositiveIntegerField(null=True, blank=True)
-    # The worker process running it (see synthesis.workers): a running job whose worker has
-    # stopped sending heartbeats is taken over.
+    # The worker process running it (see config.runtime.presence): a running job whose
+    # worker has stopped sending heartbeats is taken over.
     worker_id = models.CharField(max_length=200, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.TextField(blank=True)

@@ -6,10 +6,13 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        import dramatiq
-
-        from config.dramatiq import configure_broker
+        from config.runtime.upkeep import upkeep_task_register
         from tenants.api import schema  # noqa: F401  registers the OpenAPI auth schemes
+        from tenants.idempotency import idempotency_records_purge_expired_all_tenants
+        from tenants.quotas import quota_reservations_release_stale_all_tenants
 
-        # django_dramatiq (earlier in INSTALLED_APPS) has set the broker by now.
-        configure_broker(dramatiq.get_broker())
+        # The workers' upkeep: holds whose work died without settling them, expired keys.
+        upkeep_task_register("reservations_released", lambda _round: quota_reservations_release_stale_all_tenants(),
+                             stage="release")
+        upkeep_task_register("idempotency_keys_purged",
+                             lambda _round: idempotency_records_purge_expired_all_tenants(), stage="release")

@@ -14,7 +14,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from django.conf import settings
+from config.runtime.connection import key_prefix, runtime_backend
 
 
 _SLIDING_WINDOW_LUA = """
@@ -59,10 +59,8 @@ class RateLimitResult:
 
 
 class _RedisSlidingWindow:
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self._client = redis.Redis.from_url(url)
+    def __init__(self, client) -> None:
+        self._client = client
         self._script = self._client.register_script(_SLIDING_WINDOW_LUA)
 
     def hit(self, key: str, limit: int, window_seconds: int) -> tuple[bool, int, float]:
@@ -90,22 +88,12 @@ class _LocalSlidingWindow:
             return allowed, len(hits), reset
 
 
-_backend = None
-_backend_lock = threading.Lock()
-
-
-def _get_backend():
-    global _backend
-    with _backend_lock:
-        if _backend is None:
-            url = settings.REDIS_URL
-            _backend = _RedisSlidingWindow(url) if url else _LocalSlidingWindow()
-        return _backend
+def _windows() -> _RedisSlidingWindow | _LocalSlidingWindow:
+    return runtime_backend("rate_limits", redis_backend=_RedisSlidingWindow, memory_backend=_LocalSlidingWindow)
 
 
 def rate_limit_hit(*, key: str, limit: int, window_seconds: int = 60) -> RateLimitResult:
-    prefix = settings.CACHES["default"].get("KEY_PREFIX", "parla")
-    allowed, count, reset = _get_backend().hit(f"{prefix}:rl:{key}", limit, window_seconds)
+    allowed, count, reset = _windows().hit(f"{key_prefix()}:rl:{key}", limit, window_seconds)
     return RateLimitResult(
         allowed=allowed,
         limit=limit,

@@ -1,4 +1,4 @@
-"""Idle workers are woken by new messages (config.broker) on the real Redis."""
+"""Idle workers are woken by new messages (config.runtime.broker) on the real Redis."""
 
 import os
 import threading
@@ -8,7 +8,7 @@ import dramatiq
 import pytest
 from dramatiq.common import dq_name
 
-from config.broker import WAKE_TOKENS_MAX, RedisBroker
+from config.runtime.broker import WAKE_TOKENS_MAX, RedisBroker
 
 
 @pytest.fixture

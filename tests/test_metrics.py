@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from config import metrics_recording
 from config.dramatiq import QUEUE_SYNTHESIS_GPU
+from config.runtime.connection import redis_connect
 from synthesis.jobs import TextTooLong
 from tenants.errors import ConcurrencyLimitExceeded, QuotaExceeded
 from tenants.quotas import job_slot_acquire, quota_reserve
@@ -210,7 +211,8 @@ def test_unknown_paths_and_strange_methods_keep_labels_bounded():
 def test_metrics_recording_failure_never_breaks_a_request(api_client_for, tenant, monkeypatch, caplog):
     # Redis that cannot be reached (nothing listens on port 1) in place of the real one.
     recording = metrics_recording
-    monkeypatch.setattr(recording, "_counts", recording._RedisCounts("redis://127.0.0.1:1/0", "unreachable"))
+    unreachable = recording._RedisCounts(redis_connect("redis://127.0.0.1:1/0", fail_fast=True), "unreachable")
+    monkeypatch.setattr(recording, "_store", lambda: unreachable)
     monkeypatch.setattr(recording, "_failing", set())
     monkeypatch.setattr(recording, "_record_paused_until", 0.0)
     client = api_client_for(tenant)

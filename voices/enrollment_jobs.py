@@ -11,7 +11,7 @@ VoiceEnrollment.
 - Finish: the result goes to the profile only if the generation is still current; the slot is
   given back exactly once (`holds_slot`); the end is announced in the same transaction
   (voices.events), which is where analytics writes its ledger row.
-- Recover (the workers' upkeep, called from synthesis.maintenance with the live workers): a
+- Recover (the workers' upkeep, registered in voices.apps, told the live workers): a
   queued enrollment whose message was lost is sent again; a running one whose worker died is
   run again, or failed once out of attempts, or closed when superseded or its voice is gone.
 
@@ -20,12 +20,12 @@ Lock order everywhere: tenant, profile, enrollment.
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.runtime import presence
 from tenants.models import Tenant
 from tenants.quotas import job_slot_acquire, job_slot_release
 from tenants.services import SYSTEM, AuditContext
@@ -41,20 +41,6 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 Status = VoiceEnrollment.Status
-
-
-def _no_worker() -> str:
-    return ""
-
-
-# Which worker process runs an enrollment, for the upkeep to tell a dead one. Worker presence
-# lives in a higher layer, which hands it down at start-up (synthesis.apps).
-_worker_id: Callable[[], str] = _no_worker
-
-
-def enrollment_worker_id_source(source: Callable[[], str]) -> None:
-    global _worker_id
-    _worker_id = source
 
 
 def utc_day_start(now: dt.datetime | None = None) -> dt.datetime:
@@ -185,7 +171,7 @@ def enrollment_take(
         enrollment.status = Status.RUNNING
         enrollment.attempts += 1
         enrollment.started_at = timezone.now()
-        enrollment.worker_id = _worker_id()
+        enrollment.worker_id = presence.current_worker_id()
         enrollment.save(update_fields=["status", "attempts", "started_at", "worker_id"])
         return enrollment, profile
 
@@ -279,7 +265,8 @@ def _orphaned(enrollment: VoiceEnrollment, alive: set[str], now: dt.datetime) ->
     limit = dt.timedelta(milliseconds=ENROLL_TIME_LIMIT_MS) + dt.timedelta(seconds=60)
     if enrollment.started_at is not None and enrollment.started_at < now - limit:
         return True
-    return bool(enrollment.worker_id) and enrollment.worker_id != _worker_id() and enrollment.worker_id not in alive
+    return (bool(enrollment.worker_id) and enrollment.worker_id != presence.current_worker_id()
+            and enrollment.worker_id not in alive)
 
 
 def voice_enrollments_recover_all_tenants(*, alive_worker_ids: set[str], broker_lost: bool) -> int:

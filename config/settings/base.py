@@ -33,6 +33,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_ratelimit",
     "django_dramatiq",
+    # Declares Parla's queues and the broker-wide limits on the broker django_dramatiq built.
+    "config.runtime.apps.RuntimeConfig",
     "tenants.apps.TenantsConfig",
     "voices.apps.VoicesConfig",
     "synthesis.apps.SynthesisConfig",
@@ -114,7 +116,7 @@ else:
 # django-redis as "officially supported".
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
-from config.dramatiq import dramatiq_broker_settings  # noqa: E402
+from config.runtime.broker import dramatiq_broker_settings  # noqa: E402
 
 DRAMATIQ_BROKER = dramatiq_broker_settings(
     redis_url=REDIS_URL, rabbitmq_url=env("RABBITMQ_URL", default="")
@@ -125,7 +127,7 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks.actors"]
 PARLA_EMBEDDED_WORKER = env.bool("PARLA_EMBEDDED_WORKER", default=EMBEDDED)
 PARLA_EMBEDDED_WORKER_THREADS = env.int("PARLA_EMBEDDED_WORKER_THREADS", default=2)
 # The longest an idle worker waits before looking at its queues anyway. New messages wake
-# idle workers at once (config.broker); this bounds the wait for messages put back on a
+# idle workers at once (config.runtime.broker); this bounds the wait for messages put back on a
 # queue by recovery. The worker command's child processes read it from their environment.
 PARLA_WORKER_POLL_MS = env.int("PARLA_WORKER_POLL_MS", default=1000)
 os.environ.setdefault("dramatiq_worker_timeout", str(PARLA_WORKER_POLL_MS))

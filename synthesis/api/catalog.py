@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
+from config.runtime.presence import workers_alive
 from synthesis.engines.registry import engine_list
-from synthesis.live import workers_alive
 from tenants.api_base import TenantScopedAPIView
 
 

@@ -14,9 +14,9 @@ from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
+from config.runtime.events import job_event_next, stream_event_next, stream_reader_gone
 from synthesis.api.serializers import JobOutputSerializer
 from synthesis.jobs import DONE_FIELDS, waiting_for_worker
-from synthesis.live import job_event_next, stream_event_next, stream_reader_gone
 from synthesis.models import SynthesisJob
 from tenants.errors import ApplicationError, ErrorCode, NotFound, error_body
 
@@ -155,7 +155,7 @@ def speech_result_response(job: SynthesisJob):
 def stream_response(job: SynthesisJob, *, transform=None):
     """Wait for the worker's first event, then relay its chunks as they arrive.
 
-    While it waits and relays, this request is the stream's reader (synthesis.live): when the
+    While it waits and relays, this request is the stream's reader (config.runtime.events): when the
     client goes, the worker stops at its next sentence and the tenant pays for what was sent.
     """
     if waiting_for_worker(job):

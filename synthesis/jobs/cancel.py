@@ -5,11 +5,9 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from config.runtime.events import job_cancel_mark
 from synthesis.jobs.settle import after_finish, release_holds
 from synthesis.jobs.storage import delete_file
-from synthesis.live import (
-    job_cancel_mark,
-)
 from synthesis.models import SynthesisJob
 from tenants.models import Tenant
 

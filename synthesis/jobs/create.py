@@ -10,13 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.dramatiq import QUEUE_SYNTHESIS_CPU, QUEUE_SYNTHESIS_GPU
+from config.runtime.events import stream_reader_mark
+from config.runtime.presence import queue_has_worker
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable
 from synthesis.jobs import statements
-from synthesis.live import (
-    queue_has_worker,
-    stream_reader_mark,
-)
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from synthesis.text import PreparedText, prepare

@@ -15,6 +15,8 @@ from django.db.models import F
 from django.utils import timezone
 from dramatiq.threading import Interrupt
 
+from config.runtime import presence
+from config.runtime.events import JobEvent, job_cancel_marked, job_event_publish, stream_chunk_publish
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable, SynthesisFailed
 from synthesis.jobs import statements
@@ -22,12 +24,6 @@ from synthesis.jobs.policy import MAX_ATTEMPTS
 from synthesis.jobs.recover import alive_worker_ids, job_orphaned, worker_died_locked
 from synthesis.jobs.settle import Delivered, Outcome, fail, fail_locked, settle_stopped, succeed
 from synthesis.jobs.storage import StreamCopy, audio_seconds_of, local_file
-from synthesis.live import (
-    JobEvent,
-    job_cancel_marked,
-    job_event_publish,
-    stream_chunk_publish,
-)
 from synthesis.models import SynthesisJob
 from tenants.errors import ApplicationError, ErrorCode
 
@@ -35,13 +31,11 @@ logger = logging.getLogger(__name__)
 
 
 def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
-    from synthesis import workers
-
     # The common case in one conditional UPDATE: a queued job with attempts left becomes ours.
     # Everything else (missing, running elsewhere, orphaned, out of attempts) is decided under
     # the row lock below.
     if statements.available():
-        job = statements.job_take(tenant_id=tenant_id, job_id=job_id, worker_id=workers.current_worker_id,
+        job = statements.job_take(tenant_id=tenant_id, job_id=job_id, worker_id=presence.current_worker_id(),
                               now=timezone.now(), max_attempts=MAX_ATTEMPTS)
         if job is not None:
             return job
@@ -49,15 +43,13 @@ def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
     taken = SynthesisJob.objects.for_tenant(tenant_id).filter(
         pk=job_id, status=SynthesisJob.Status.QUEUED, attempts__lt=MAX_ATTEMPTS
     ).update(status=SynthesisJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
-             worker_id=workers.current_worker_id)
+             worker_id=presence.current_worker_id())
     if taken:
         return SynthesisJob.objects.for_tenant(tenant_id).select_related("voice_profile").get(pk=job_id)
     return _start_locked(tenant_id=tenant_id, job_id=job_id)
 
 
 def _start_locked(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
-    from synthesis import workers
-
     with transaction.atomic():
         job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update().filter(pk=job_id).first()
         if job is None:
@@ -78,7 +70,7 @@ def _start_locked(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
         job.status = SynthesisJob.Status.RUNNING
         job.attempts += 1
         job.started_at = timezone.now()
-        job.worker_id = workers.current_worker_id
+        job.worker_id = presence.current_worker_id()
         job.save(update_fields=["status", "attempts", "started_at", "worker_id"])
         return job
 
@@ -152,7 +144,7 @@ class _Stopped(Exception):
 
 class _JobWatch:
     """A job's render watcher (synthesis.render.Watch): it stops the render past the job's
-    audio length limit or once the job is cancelled (synthesis.live's cancel mark: no query
+    audio length limit or once the job is cancelled (config.runtime.events' cancel mark: no query
     per sentence), and counts what was spoken."""
 
     def __init__(self, job: SynthesisJob) -> None:

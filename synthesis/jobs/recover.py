@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.runtime import presence
+from config.runtime.upkeep import broker_state_age
 from synthesis.jobs import create
 from synthesis.jobs.policy import JOB_TIME_LIMIT_MS, MAX_ATTEMPTS
 from synthesis.jobs.settle import fail_locked, release_holds
@@ -18,9 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def alive_worker_ids() -> set[str]:
-    from synthesis.live import workers_alive
-
-    return {worker["id"] for worker in workers_alive()}
+    return {worker["id"] for worker in presence.workers_alive()}
 
 
 def job_orphaned(job: SynthesisJob, alive: set[str]) -> bool:
@@ -31,10 +31,8 @@ def job_orphaned(job: SynthesisJob, alive: set[str]) -> bool:
 def worker_gone(job: SynthesisJob, alive: set[str]) -> bool:
     """The worker that took the job stopped sending heartbeats, or (for a job run outside a
     worker) the job has been running longer than any job may."""
-    from synthesis import workers
-
     if job.worker_id:
-        return job.worker_id != workers.current_worker_id and job.worker_id not in alive
+        return job.worker_id != presence.current_worker_id() and job.worker_id not in alive
     limit = dt.timedelta(milliseconds=JOB_TIME_LIMIT_MS) + dt.timedelta(seconds=60)
     return job.started_at is not None and job.started_at < timezone.now() - limit
 
@@ -65,15 +63,13 @@ def synthesis_jobs_recover_all_tenants(*, broker_lost: bool | None = None) -> in
     - running, but its worker stopped sending heartbeats (or, run outside a worker, for
       longer than a job may run): the worker died; run it again, unless its workers died
       PARLA_JOB_WORKER_DEATHS times while running it (see worker_died_locked).
-    - queued, when the broker lost its messages (see live.broker_state_age), or enqueued
-      longer ago than PARLA_JOB_REQUEUE_SECONDS: send it again (a duplicate is harmless,
-      the actor is idempotent).
+    - queued, when the broker lost its messages (see config.runtime.upkeep.broker_state_age),
+      or enqueued longer ago than PARLA_JOB_REQUEUE_SECONDS: send it again (a duplicate is
+      harmless, the actor is idempotent).
     A job that has used all its attempts is failed and refunded instead.
     `broker_lost`: what broker_state_age() said this round (asked here when not given; it can
     say so only once, so the upkeep asks once and passes it to each recovery).
     """
-    from synthesis.live import broker_state_age
-
     now = timezone.now()
     stale_queued = now - dt.timedelta(seconds=settings.PARLA_JOB_REQUEUE_SECONDS)
     if broker_lost is None:

@@ -13,16 +13,13 @@ from django.utils import timezone
 
 from analytics.services import usage_failure_record, usage_record_create, usage_rollup_soon
 from config.metrics_recording import synthesis_job_observe
+from config.runtime.events import JobEvent, job_event_publish
 from synthesis.audio import AudioOptions
 from synthesis.cache import CacheDraft, audio_size
 from synthesis.errors import EngineUnavailable
 from synthesis.jobs import statements, storage
 from synthesis.jobs.events import job_finished
 from synthesis.jobs.storage import delete_file
-from synthesis.live import (
-    JobEvent,
-    job_event_publish,
-)
 from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.text import prepare
 from tenants.quotas import (

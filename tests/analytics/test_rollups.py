@@ -174,12 +174,12 @@ def test_rollup_runs_racing_each_other_and_new_records_still_equal_the_ledger():
 
 
 def test_the_workers_upkeep_rolls_up_rows_whose_message_was_lost():
-    from synthesis.maintenance import maintenance_run_all_tenants
+    from config.runtime.upkeep import upkeep_run_all_tenants
 
     tenant = TenantFactory()
     record_at(tenant, utc(2026, 4, 2, 20))  # written, but no rollup message ever ran
 
-    done = maintenance_run_all_tenants()
+    done = upkeep_run_all_tenants()
 
     assert done["usage_rows_rolled_up"] == 1
     assert not UsageRollupPending.objects.for_tenant(tenant).exists()

@@ -55,7 +55,7 @@ def cpu_worker(django_db_setup, tmp_path_factory):
 def _wait_for_presence(queue_name: str, process, timeout: float = 120) -> None:
     import time
 
-    from synthesis.live import queue_has_worker
+    from config.runtime.presence import queue_has_worker
 
     deadline = time.monotonic() + timeout
     while not queue_has_worker(queue_name):

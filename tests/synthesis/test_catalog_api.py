@@ -3,9 +3,9 @@ state read from heartbeats) and languages. Piper and Kokoro are enabled (the def
 
 import pytest
 
+from config.runtime.presence import worker_forget, worker_heartbeat, workers_alive
 from synthesis.engines import registry
 from synthesis.engines.registry import catalog_voices
-from synthesis.live import worker_forget, worker_heartbeat, workers_alive
 from tests.tenants.factories import TenantFactory
 
 pytestmark = pytest.mark.django_db

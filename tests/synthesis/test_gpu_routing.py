@@ -4,7 +4,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from synthesis.live import worker_forget, worker_heartbeat
+from config.runtime.presence import worker_forget, worker_heartbeat
 from synthesis.models import SynthesisJob
 from synthesis.jobs import synthesis_job_execute
 from tests.tenants.factories import TenantFactory

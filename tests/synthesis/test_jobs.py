@@ -245,7 +245,7 @@ def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypa
 
     from django.utils import timezone
 
-    from synthesis.live import broker_state_age
+    from config.runtime.upkeep import broker_state_age
     from synthesis.jobs import synthesis_jobs_recover_all_tenants
 
     broker_state_age()  # The broker's state is known from here on (nothing was lost).
@@ -267,7 +267,7 @@ def test_recovery_requeues_a_job_whose_message_was_lost(api_client_for, monkeypa
 def test_recovery_resends_every_queued_job_when_the_broker_lost_its_messages(api_client_for, monkeypatch):
     import dramatiq
 
-    from synthesis.live import broker_state_age
+    from config.runtime.upkeep import broker_state_age
     from synthesis.jobs import synthesis_jobs_recover_all_tenants
 
     broker_state_age()

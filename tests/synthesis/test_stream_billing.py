@@ -13,7 +13,7 @@ import redis
 from django.conf import settings
 
 from analytics.models import UsageRecord
-from synthesis.live import STREAM_BACKLOG_EVENTS
+from config.runtime.events import STREAM_BACKLOG_EVENTS
 from synthesis.models import SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import TenantFactory
@@ -120,7 +120,7 @@ def test_a_stream_that_fails_after_audio_went_out_is_billed_for_that_audio(api_c
                                                                              settings):
     # In this process (the faulty engine is plugged in here): the worker's body runs the job.
     from synthesis.engines import registry
-    from synthesis.live import stream_reader_mark
+    from config.runtime.events import stream_reader_mark
     from synthesis.jobs import synthesis_job_execute
 
     settings.PARLA_ENGINES = ["piper", "faulty"]

@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings as django_settings
 
 from analytics.models import UsageRecord
-from synthesis.live import worker_forget, workers_alive
-from synthesis.maintenance import maintenance_run_all_tenants
+from config.runtime.presence import worker_forget, workers_alive
+from config.runtime.upkeep import upkeep_run_all_tenants
 from synthesis.models import SynthesisJob
 from tenants.models import TenantQuota, UsagePeriod
 from tests.helpers import start_manage, stop
@@ -64,7 +64,7 @@ def test_job_of_a_killed_worker_is_recovered_and_charged_once(api_client_for, tm
     second = _worker(tmp_path, "second")
     try:
         _wait(lambda: any(w["id"] != dead_worker for w in workers_alive()), 120, "the second worker")
-        recovered = maintenance_run_all_tenants()  # What a worker's upkeep thread runs each minute.
+        recovered = upkeep_run_all_tenants()  # What a worker's upkeep thread runs each minute.
         _wait(lambda: job.refresh_from_db() or job.finished, 240, "the recovered job")
     finally:
         stop(second)

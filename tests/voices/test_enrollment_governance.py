@@ -238,7 +238,7 @@ def test_voice_enrollment_of_a_dead_worker_is_run_again_and_frees_its_slot_once(
     _create(api_client_for(tenant), speech_wav)
     enrollment = _enrollments(tenant)[0]
     # A worker took it and died (killed, host gone): it sent no heartbeat since.
-    monkeypatch.setattr("voices.enrollment_jobs._worker_id", lambda: "host:4242:dead")
+    monkeypatch.setattr("config.runtime.presence.current_worker_id", lambda: "host:4242:dead")
     enrollment_take(tenant_id=tenant.pk, profile_id=enrollment.profile_id, enrollment_id=enrollment.pk)
     monkeypatch.undo()
 
@@ -262,7 +262,7 @@ def test_voice_enrollment_of_a_dead_worker_out_of_attempts_fails_and_frees_its_s
     _create(api_client_for(tenant), speech_wav)
     enrollment = _enrollments(tenant)[0]
     VoiceEnrollment.objects.for_tenant(tenant).filter(pk=enrollment.pk).update(attempts=2)
-    monkeypatch.setattr("voices.enrollment_jobs._worker_id", lambda: "host:4242:dead")
+    monkeypatch.setattr("config.runtime.presence.current_worker_id", lambda: "host:4242:dead")
     enrollment_take(tenant_id=tenant.pk, profile_id=enrollment.profile_id, enrollment_id=enrollment.pk)
     monkeypatch.undo()
 
@@ -281,7 +281,7 @@ def test_voice_enrollment_recovery_leaves_a_live_workers_enrollment_alone(api_cl
     tenant = TenantFactory()
     _create(api_client_for(tenant), speech_wav)
     enrollment = _enrollments(tenant)[0]
-    monkeypatch.setattr("voices.enrollment_jobs._worker_id", lambda: "host:1:alive")
+    monkeypatch.setattr("config.runtime.presence.current_worker_id", lambda: "host:1:alive")
     enrollment_take(tenant_id=tenant.pk, profile_id=enrollment.profile_id, enrollment_id=enrollment.pk)
     monkeypatch.undo()
 

@@ -1,10 +1,9 @@
-"""Worker presence and upkeep, run by a thread in every worker process.
+"""The Dramatiq middleware that every worker process runs: presence, upkeep and log context.
 
-Each worker process refreshes a heartbeat (queues it consumes, engines it has loaded, CPU
-or GPU) every few seconds; the web tier reads them to tell a tenant that no GPU worker is
-running, and /api/v1/engines to say which engines are loaded. Every
-PARLA_MAINTENANCE_INTERVAL_SECONDS each worker also runs the upkeep of maintenance.py unless
-another is running it (a short shared lock), so nothing needs an external scheduler.
+A thread in each worker process refreshes its heartbeat (presence.py) every
+PARLA_WORKER_HEARTBEAT_SECONDS, and every PARLA_MAINTENANCE_INTERVAL_SECONDS runs a round of
+the upkeep the apps registered (upkeep.py) unless another worker is running one (a short
+shared lock), so nothing needs an external scheduler.
 
 It also ties log lines to the work: a message sent while a request is handled carries that
 request's id, and while a worker processes a message its lines carry the request id and the
@@ -18,6 +17,8 @@ import threading
 import time
 
 import dramatiq
+from django.conf import settings
+from django.db import close_old_connections
 
 from config.logging import (
     log_context_bind,
@@ -25,14 +26,10 @@ from config.logging import (
     message_log_fields,
     message_request_id_attach,
 )
+from config.runtime.presence import current_worker_id_set, worker_forget, worker_heartbeat, worker_info
+from config.runtime.upkeep import upkeep_run_if_free
 
 logger = logging.getLogger(__name__)
-
-# Held while one worker runs the upkeep, so two never run it at once.
-MAINTENANCE_LOCK_SECONDS = 20
-
-# This process's worker id once a worker has booted in it (jobs record who runs them).
-current_worker_id = ""
 
 
 class WorkerPresence(dramatiq.Middleware):
@@ -42,15 +39,12 @@ class WorkerPresence(dramatiq.Middleware):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def before_worker_boot(self, broker, worker) -> None:
-        global current_worker_id
-        current_worker_id = self.worker_id
+        current_worker_id_set(self.worker_id)
         queues = worker.consumer_whitelist or broker.get_declared_queues()
         self._queues = sorted(q for q in queues if not q.endswith((".DQ", ".XQ")))
         # Present before the first message is consumed, so no job this worker starts can
         # look orphaned to the upkeep (its own or another worker's).
         try:
-            from synthesis.live import worker_heartbeat
-
             worker_heartbeat(worker_id=self.worker_id, info=self._info())
         except Exception:  # noqa: BLE001  the loop below retries
             logger.warning("worker_presence.first_heartbeat_failed", exc_info=True)
@@ -63,8 +57,6 @@ class WorkerPresence(dramatiq.Middleware):
     def before_worker_shutdown(self, broker, worker) -> None:
         self._stop.set()
         try:
-            from synthesis.live import worker_forget
-
             worker_forget(worker_id=self.worker_id)
         except Exception:  # noqa: BLE001  shutting down: presence simply expires
             logger.warning("worker_presence.forget_failed", exc_info=True)
@@ -86,35 +78,17 @@ class WorkerPresence(dramatiq.Middleware):
         log_context_clear()
 
     def _info(self) -> dict:
-        from django.conf import settings
-
-        from synthesis.engines.registry import loaded_engine_names, resolve_device
-
-        return {
-            "queues": self._queues,
-            "engines_loaded": loaded_engine_names(),
-            "device": resolve_device(settings.PARLA_DEVICE),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
+        return worker_info({"queues": self._queues, "host": socket.gethostname(), "pid": os.getpid()})
 
     def _loop(self) -> None:
-        from django.conf import settings
-        from django.db import close_old_connections
-
-        from synthesis.live import maintenance_lock, worker_heartbeat
-
         interval = settings.PARLA_MAINTENANCE_INTERVAL_SECONDS
-        last_maintenance = 0.0
+        last_upkeep = 0.0
         while not self._stop.is_set():
             try:
                 worker_heartbeat(worker_id=self.worker_id, info=self._info())
-                if time.monotonic() - last_maintenance >= interval:
-                    last_maintenance = time.monotonic()
-                    if maintenance_lock(name="maintenance", seconds=MAINTENANCE_LOCK_SECONDS):
-                        from synthesis.maintenance import maintenance_run_all_tenants
-
-                        maintenance_run_all_tenants()
+                if time.monotonic() - last_upkeep >= interval:
+                    last_upkeep = time.monotonic()
+                    upkeep_run_if_free()
             except Exception:  # noqa: BLE001  the loop must survive a database or Redis blip
                 logger.warning("worker_presence.loop_failed", exc_info=True)
             finally:

@@ -1,4 +1,5 @@
-"""The Redis broker, with idle workers woken by new messages instead of polling blind.
+"""The broker: which one (Dramatiq's settings), its set-up when Django starts, and the Redis
+broker with idle workers woken by new messages instead of polling blind.
 
 Dramatiq's Redis consumer finds new messages by polling: an idle worker sleeps a growing
 back-off (up to the worker timeout) between looks, so a message waits half that on average
@@ -10,13 +11,61 @@ extra token costs one poll, never a message: the messages themselves are Dramati
 
 import logging
 import time
+from typing import Any
 
+import dramatiq
 import redis
 from dramatiq.brokers import redis as dramatiq_redis
 from dramatiq.common import dq_name
 from dramatiq.errors import ConnectionClosed
 
+from config.dramatiq import QUEUES
+
 logger = logging.getLogger(__name__)
+
+# Broker-wide fallbacks; each actor still states its own (see config.dramatiq.parla_actor).
+BROKER_TIME_LIMIT_MS = 10 * 60 * 1000
+BROKER_MAX_RETRIES = 3
+
+_MIDDLEWARE = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Retries",
+    "dramatiq.middleware.ShutdownNotifications",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Heartbeats (which queues have a worker, which engines are loaded) and upkeep.
+    "config.runtime.worker.WorkerPresence",
+]
+
+
+def dramatiq_broker_settings(*, redis_url: str, rabbitmq_url: str) -> dict[str, Any]:
+    """DRAMATIQ_BROKER for the settings (django_dramatiq builds the broker from it)."""
+    # RabbitMQ, when configured, carries the messages; Redis still holds cache and limits.
+    if rabbitmq_url:
+        broker, options = "dramatiq.brokers.rabbitmq.RabbitmqBroker", {"url": rabbitmq_url}
+    elif redis_url:
+        # Dramatiq's Redis broker, with idle workers woken at once by new messages.
+        broker, options = "config.runtime.broker.RedisBroker", {"url": redis_url}
+    else:
+        # Embedded mode: an in-memory broker served by a worker inside the web process.
+        broker, options = "dramatiq.brokers.stub.StubBroker", {}
+    return {"BROKER": broker, "OPTIONS": options, "MIDDLEWARE": list(_MIDDLEWARE)}
+
+
+def configure_broker(broker: dramatiq.Broker) -> None:
+    """Declare Parla's queues and set the broker-wide limits explicitly (config.runtime.apps
+    calls it once django_dramatiq has built the broker)."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, dramatiq.middleware.TimeLimit):
+            middleware.time_limit = BROKER_TIME_LIMIT_MS
+        elif isinstance(middleware, dramatiq.middleware.Retries):
+            middleware.max_retries = BROKER_MAX_RETRIES
+    for queue_name in QUEUES:
+        broker.declare_queue(queue_name)
+
+
+# --- The Redis broker ------------------------------------------------------------------------
 
 # More tokens than this are pointless: each wakes one idle consumer, which then fetches
 # up to its prefetch; leftovers only cause an extra look at an empty queue.
