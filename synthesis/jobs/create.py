@@ -101,8 +101,10 @@ def audio_length_check(*, tenant: Tenant, prepared: PreparedText, voice: Resolve
 def enqueue(job: SynthesisJob) -> None:
     from synthesis.tasks.actors import synthesis_job_run as synthesis_job_run_actor
 
-    # GPU hosts consume only synthesis-gpu: the message goes to the queue the engine needs.
-    message = synthesis_job_run_actor.message(job.tenant_id, job.pk).copy(queue_name=job.queue_name)
+    # GPU hosts consume only synthesis-gpu: the message goes to the queue the engine needs. A
+    # job whose worker died while running it runs alone (synthesis.jobs.execute).
+    suspect = {"suspect": True} if job.worker_deaths else {}
+    message = synthesis_job_run_actor.message(job.tenant_id, job.pk, **suspect).copy(queue_name=job.queue_name)
     if job.mode == SynthesisJob.Mode.STREAM:
         # A stream nobody is waiting for any more is not worth running late.
         message = message.copy(options={**message.options, "max_retries": 0})

@@ -207,12 +207,21 @@ def _run_stream(job: SynthesisJob, conditioning: Path | None, watch: _JobWatch) 
     )
 
 
-def synthesis_job_execute(*, tenant_id: int, job_id: int) -> None:
-    """Run one job (the actor's body). Idempotent; see the module docstring."""
-    job = _start(tenant_id=tenant_id, job_id=job_id)
-    if job is None:
-        return
-    with worker_death_quarantine(suspect=job.worker_deaths > 0):
+def synthesis_job_execute(*, tenant_id: int, job_id: int, suspect: bool = False) -> None:
+    """Run one job (the actor's body). Idempotent; see the module docstring.
+
+    `suspect`: the job was running when a worker died (recovery says so in the message). Its
+    turn in the quarantine comes before it is taken: a job still waiting for its turn is
+    queued, so a death of this process while it waits is not counted against it."""
+    with worker_death_quarantine(suspect=suspect):
+        job = _start(tenant_id=tenant_id, job_id=job_id)
+        if job is None:
+            return
+        if suspect or not job.worker_deaths:
+            _execute(job)
+            return
+    # A suspect whose message did not say so (an older delivery): alone from here on.
+    with worker_death_quarantine(suspect=True):
         _execute(job)
 
 

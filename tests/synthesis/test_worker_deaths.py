@@ -133,3 +133,58 @@ def test_quarantine_runs_a_suspect_alone():
         thread.join(10)
 
     assert log == ["first start", "first end", "suspect start", "suspect end", "later start", "later end"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_waiting_behind_a_suspect_is_still_queued(api_client_for, captured_jobs, monkeypatch):
+    # If the suspect kills the process, a job that only waited for its turn must not count a
+    # death: it waits before it is taken.
+    from django.db import connection
+
+    from synthesis.jobs import execute
+
+    quarantine = _Quarantine()
+    monkeypatch.setattr(execute, "worker_death_quarantine", quarantine)
+    tenant = TenantFactory()
+    job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": "Hello there."}, format="json").json()["id"]
+    suspect_running, release = threading.Event(), threading.Event()
+
+    def suspect():
+        with quarantine(suspect=True):
+            suspect_running.set()
+            release.wait(10)
+
+    def waiting_job():
+        try:
+            execute.synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=suspect)
+    holder.start()
+    suspect_running.wait(10)
+    waiter = threading.Thread(target=waiting_job)
+    waiter.start()
+    time.sleep(0.5)
+
+    assert SynthesisJob.objects.for_tenant(tenant).get(pk=job_id).status == "queued"
+    release.set()
+    holder.join(10)
+    waiter.join(60)
+    assert SynthesisJob.objects.for_tenant(tenant).get(pk=job_id).status == "succeeded"
+
+
+def test_recovery_marks_a_suspects_message(api_client_for, captured_jobs, monkeypatch,
+                                           django_capture_on_commit_callbacks):
+    from synthesis.tasks.actors import synthesis_job_run
+
+    tenant = TenantFactory()
+    job = _running_on_a_dead_worker(api_client_for, tenant)
+    monkeypatch.undo()  # captured_jobs replaced the enqueue: this test reads the real messages
+    sent = []
+    monkeypatch.setattr(synthesis_job_run.broker, "enqueue", lambda message, **kw: sent.append(message))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        synthesis_jobs_recover_all_tenants(broker_lost=False)
+
+    assert [(m.args, m.kwargs) for m in sent] == [((tenant.pk, job.pk), {"suspect": True})]
