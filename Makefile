@@ -13,7 +13,7 @@ PIP_VERSION ?= 25.3
 PIP_INSTALL = $(PY) -m pip install --quiet --require-hashes --no-deps
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test install-bench browser clean lock
+.PHONY: run test lint install install-test install-bench browser clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,8 +50,13 @@ install-test: $(VENV)/.installed-test
 run: $(VENV)/.installed-run
 	$(PY) manage.py serve --setup --host $(HOST) --port $(PORT)
 
-## Install the dev and engines extras and run every test against PostgreSQL and Redis.
-test: $(VENV)/.installed-test browser
+## The apps' import layers (import-linter, contracts in pyproject.toml) and ruff.
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+
+## Install the dev and engines extras, lint, and run every test against PostgreSQL and Redis.
+test: $(VENV)/.installed-test browser lint
 	DATABASE_URL="$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/parla}" \
 	REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:6379/13}" \
 	$(PY) -m pytest --create-db $(PYTEST_ARGS)

@@ -19,12 +19,18 @@ from django.utils import timezone
 
 from batches.models import WebhookDelivery
 from tenants.models import Tenant
-from tenants.outbound import DNS_FAILED, WebhookUrlNotAllowed, delivery_error_class, pinned_post, webhook_target_resolve
+from tenants.outbound import (
+    DNS_FAILED,
+    SIGNATURE_HEADER,
+    WebhookUrlNotAllowed,
+    delivery_error_class,
+    pinned_post,
+    webhook_target_resolve,
+)
 from tenants.outbound import webhook_url_validate  # noqa: F401  re-exported: callers validate URLs here
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Parla-Signature"
 # Attempts per delivery (the first and the retries), spaced by Dramatiq's exponential backoff.
 MAX_ATTEMPTS = 8
 TIMEOUT_SECONDS = 10

@@ -33,6 +33,9 @@ from tenants.errors import ApplicationError, ErrorCode
 logger = logging.getLogger(__name__)
 
 DEFAULT_PORTS = frozenset({80, 443})
+# The header that carries a webhook's HMAC signature (batches.webhooks signs; the tenant's
+# webhook settings name it to the tenant).
+SIGNATURE_HEADER = "X-Parla-Signature"
 # IPv6 prefixes that carry an IPv4 address a gateway may translate to (RFC 6052 NAT64).
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 

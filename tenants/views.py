@@ -128,7 +128,7 @@ def _plan_limits(plan) -> list[dict]:
 def _settings_page(request, *, member_form=None, webhook_form=None, status: int = 200):
     tenant = request.tenant
     tenant.refresh_from_db(fields=["webhook_url", "webhook_secret"])
-    from batches.webhooks import SIGNATURE_HEADER
+    from tenants.outbound import SIGNATURE_HEADER
 
     usage = tenant_usage_summary(tenant=tenant)
     return render(request, "tenants/settings.html", {

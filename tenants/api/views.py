@@ -91,7 +91,7 @@ class ApiKeyViewSet(TenantScopedViewSet):
 
 
 def _webhook_settings(tenant) -> dict:
-    from batches.webhooks import SIGNATURE_HEADER
+    from tenants.outbound import SIGNATURE_HEADER
 
     return {"url": tenant.webhook_url, "secret": tenant.webhook_secret, "signature_header": SIGNATURE_HEADER}
 
