@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 
 from synthesis.audio import (
     AudioOptions,
@@ -258,8 +259,6 @@ def _render_audio(request: RenderRequest, engine: Engine, engine_request: Synthe
                   segments: list[Segment], watch: Watch | None) -> tuple[bytes | Path, int, float]:
     """Synthesise and encode: the audio (bytes, or past PARLA_LONG_RENDER_SECONDS of engine
     audio a temporary file rendered in pieces; see synthesis.audio.long), its rate and length."""
-    from django.conf import settings
-
     native = engine.info.native_speed
     chunks: list[AudioChunk] = []
     held = 0.0

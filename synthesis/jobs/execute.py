@@ -16,7 +16,12 @@ from django.utils import timezone
 from dramatiq.threading import Interrupt
 
 from config.runtime import presence
-from config.runtime.events import JobEvent, job_cancel_marked, job_event_publish, stream_chunk_publish
+from config.runtime.events import (
+    JobEvent,
+    job_cancel_marked,
+    job_event_publish,
+    stream_chunk_publish,
+)
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable, SynthesisFailed
 from synthesis.jobs import statements
@@ -25,6 +30,7 @@ from synthesis.jobs.recover import alive_worker_ids, job_orphaned, worker_died_l
 from synthesis.jobs.settle import Delivered, Outcome, fail, fail_locked, settle_stopped, succeed
 from synthesis.jobs.storage import StreamCopy, audio_seconds_of, local_file
 from synthesis.models import SynthesisJob
+from synthesis.text.ssml import count_characters
 from tenants.errors import ApplicationError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -153,8 +159,6 @@ class _JobWatch:
         self.delivered = Delivered()  # streams: what was published to the reader
 
     def __call__(self, segment, seconds: float) -> None:
-        from synthesis.text.ssml import count_characters
-
         limit = self.job.audio_seconds_limit
         if limit is not None and seconds > limit:
             raise AudioTooLongRequested(

@@ -22,6 +22,7 @@ from synthesis.jobs.events import job_finished
 from synthesis.jobs.storage import delete_file
 from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.text import prepare
+from synthesis.text.ssml import count_characters
 from tenants.quotas import (
     job_slot_release,
     quota_reservation_release,
@@ -71,8 +72,6 @@ def after_finish(job: SynthesisJob) -> None:
 
 def _billed_for(job: SynthesisJob, delivered: Delivered) -> int:
     """The job's billed characters in the share of its text whose audio was delivered."""
-    from synthesis.text.ssml import count_characters
-
     if delivered.characters <= 0 or not job.characters:
         return 0
     prepared = prepare(text=None if job.ssml else job.text, ssml=job.ssml or None, normalize=job.normalize,
