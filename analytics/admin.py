@@ -9,8 +9,35 @@ from django.utils import timezone
 
 from analytics.exports import operator_report_csv
 from analytics.models import UsageDaily, UsageFailure, UsageRecord
-from analytics.selectors import MAX_DATE, MAX_RANGE_DAYS, MIN_DATE, usage_operator_report_all_tenants
-from tenants.admin import ReadOnlyAdminMixin
+from analytics.operators import usage_operator_report_all_tenants, usage_period_glance
+from analytics.selectors import MAX_DATE, MAX_RANGE_DAYS, MIN_DATE
+from tenants.admin import ReadOnlyAdminMixin, TenantAdmin
+from tenants.models import Tenant
+
+
+class TenantUsageAdmin(TenantAdmin):
+    """The operators' tenant page, plus the current period as the ledger tells it (tenants sits
+    below analytics, so the ledger's part is added here)."""
+
+    readonly_fields = [*TenantAdmin.readonly_fields, "period_at_a_glance"]
+    fields = [*TenantAdmin.fields]
+    fields.insert(fields.index("usage_this_period") + 1, "period_at_a_glance")
+
+    @admin.display(description="Current period at a glance")
+    def period_at_a_glance(self, tenant: Tenant) -> str:
+        if not tenant.pk:
+            return "—"
+        glance = usage_period_glance(tenant=tenant)
+        usage = glance.summary
+        return (
+            f"{usage.characters_used:,} characters used, {usage.characters_reserved:,} held, "
+            f"{usage.characters_remaining:,} remaining; {glance.requests:,} jobs, "
+            f"{glance.audio_seconds:,.1f} s of audio, {glance.errors:,} failed ({usage.period_start:%B %Y})"
+        )
+
+
+admin.site.unregister(Tenant)
+admin.site.register(Tenant, TenantUsageAdmin)
 
 
 class OperatorReportForm(forms.Form):

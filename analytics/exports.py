@@ -6,8 +6,9 @@ and a spreadsheet would run one that starts like a formula.
 
 import io
 
+from analytics.operators import OperatorReport
 from analytics.rollups import MEASURES
-from analytics.selectors import OperatorReport, UsageReport, UsageRow
+from analytics.selectors import UsageReport, UsageRow
 from tenants.csv_cells import csv_writer
 
 # The first column of a report's CSV, per grouping.

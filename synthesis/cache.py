@@ -20,8 +20,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from synthesis.jobs.commits import relaxed_commit_sql
 from synthesis.models import CachedAudio
-from synthesis.jobs.statements import relaxed_commit_sql
 from synthesis.types import Segment
 
 logger = logging.getLogger(__name__)
@@ -122,8 +122,8 @@ class CacheDraft:
     """A rendered miss waiting to become a cache entry: its file first, then its row.
 
     A worker writes the file before it settles the job and inserts the row in the settling
-    statement (synthesis.jobs.statements), so a job whose settling failed never finds its own entry
-    on its retry (it would bill itself nothing)."""
+    transaction (synthesis.jobs.settle), so a job whose settling failed never finds its own
+    entry on its retry (it would bill itself nothing)."""
 
     tenant_id: int
     key: str

@@ -1,17 +1,17 @@
 """Reads for synthesis: the voice a request names, and the tenant's jobs."""
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
 
 from synthesis.engines.registry import catalog_voice_get, engine_get
-from synthesis.errors import UnknownVoice
 from synthesis.models import SynthesisJob
 from tenants.errors import ApplicationError, ErrorCode, NotFound
 from tenants.models import Tenant
-from voices.models import VoiceProfile
 
 # "12", "profile-12" and "<engine>:profile-12" all name the tenant's voice profile 12.
 _PROFILE_PREFIX = "profile-"
@@ -30,7 +30,7 @@ class ResolvedVoice:
     engine: str
     language: str
     needs_gpu: bool
-    profile: VoiceProfile | None = None
+    profile: Any = None  # the tenant's own voices.VoiceProfile, if it is one
 
     @property
     def conditioning_path(self) -> str:
@@ -44,6 +44,32 @@ def _profile_id(voice: str) -> int | None:
     return int(name) if name.isdigit() and len(name) < 19 else None
 
 
+@dataclass(frozen=True)
+class VoiceDirectory:
+    """The tenant's own voices, which the voices app keeps; it registers its functions here in
+    VoicesConfig.ready() (voices sits above synthesis, so synthesis never imports it).
+
+    own_voice: (tenant=, profile_id=, voice=) -> ResolvedVoice; raises UnknownVoice, VoiceNotReady.
+    voice_options: (tenant=) -> every voice the tenant may pick, catalog then own (the Speak page).
+    """
+
+    own_voice: Callable[..., ResolvedVoice]
+    voice_options: Callable[..., list]
+
+
+_directory: list[VoiceDirectory] = []
+
+
+def voice_directory_register(directory: VoiceDirectory) -> None:
+    _directory[:] = [directory]
+
+
+def voice_directory() -> VoiceDirectory:
+    if not _directory:
+        raise RuntimeError("No voice directory is registered (is the voices app installed?).")
+    return _directory[0]
+
+
 def speech_voice_resolve(*, tenant: Tenant, voice: str | None) -> ResolvedVoice:
     """The tenant's own voice (by id) or a catalog voice (by id or unambiguous name).
 
@@ -52,25 +78,7 @@ def speech_voice_resolve(*, tenant: Tenant, voice: str | None) -> ResolvedVoice:
     voice = (voice or "").strip() or settings.PARLA_DEFAULT_VOICE
     profile_id = _profile_id(voice)
     if profile_id is not None:
-        profile = VoiceProfile.objects.for_tenant(tenant).filter(pk=profile_id).first()
-        if profile is None:
-            raise UnknownVoice(f"Unknown voice {voice!r}.", extra={"voice": voice})
-        if profile.status != VoiceProfile.Status.READY:
-            raise VoiceNotReady(
-                f"The voice {profile.name!r} is {profile.status}; it can speak once enrollment is ready.",
-                extra={"voice": str(profile.pk), "status": profile.status, "error": profile.error},
-            )
-        engine = engine_get(profile.engine)  # EngineUnavailable: its engine is not installed here.
-        if profile.kind == VoiceProfile.Kind.CATALOG:
-            base = catalog_voice_get(profile.base_voice_id)
-            return ResolvedVoice(
-                voice_id=base.id, engine=base.engine, language=profile.language,
-                needs_gpu=engine.info.needs_gpu, profile=profile,
-            )
-        return ResolvedVoice(
-            voice_id=profile.voice_id, engine=profile.engine, language=profile.language,
-            needs_gpu=engine.info.needs_gpu, profile=profile,
-        )
+        return voice_directory().own_voice(tenant=tenant, profile_id=profile_id, voice=voice)
     info = catalog_voice_get(voice)
     return ResolvedVoice(
         voice_id=info.id, engine=info.engine, language=info.language,

@@ -12,13 +12,12 @@ from django.views.decorators.http import require_GET
 
 from synthesis.api.responses import job_audio_response
 from synthesis.forms import SpeakForm
-from synthesis.models import SynthesisJob
-from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list
 from synthesis.jobs import synthesis_job_create
+from synthesis.models import SynthesisJob
+from synthesis.selectors import speech_voice_resolve, synthesis_job_get, synthesis_job_list, voice_directory
 from tenants.dashboard import form_add_application_error, posts_rate_limited, tenant_page
 from tenants.errors import ApplicationError, NotFound
 from tenants.selectors import tenant_usage_summary
-from voices.selectors import voice_list
 
 HISTORY_SIZE = 12
 
@@ -46,7 +45,7 @@ def _queue_job(request, form: SpeakForm) -> SynthesisJob | None:
 @tenant_page
 @posts_rate_limited
 def speak_page(request):
-    voices = voice_list(tenant=request.tenant)
+    voices = voice_directory().voice_options(tenant=request.tenant)
     form = SpeakForm(request.POST or None, voices=voices, default_voice=settings.PARLA_DEFAULT_VOICE)
     if request.method == "POST" and form.is_valid() and _queue_job(request, form):
         messages.success(request, "Your audio is being made. It appears in the history below when it is ready.")

@@ -96,29 +96,14 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "plan", "status", "usage_this_period", "created_at"]
     list_filter = ["status", "plan"]
     search_fields = ["name", "slug"]
-    readonly_fields = ["usage_this_period", "period_at_a_glance", "created_at", "updated_at"]
-    fields = ["name", "slug", "plan", "status", "time_zone", "usage_this_period", "period_at_a_glance",
-              "created_at", "updated_at"]
+    readonly_fields = ["usage_this_period", "created_at", "updated_at"]
+    fields = ["name", "slug", "plan", "status", "time_zone", "usage_this_period", "created_at", "updated_at"]
     inlines = [MembershipInline, ApiKeyInline]
     actions = ["suspend", "activate"]
 
     @admin.display(description="Usage this period")
     def usage_this_period(self, tenant: Tenant) -> str:
         return _usage_line(tenant) if tenant.pk else "—"
-
-    @admin.display(description="Current period at a glance")
-    def period_at_a_glance(self, tenant: Tenant) -> str:
-        if not tenant.pk:
-            return "—"
-        from analytics.selectors import usage_period_glance
-
-        glance = usage_period_glance(tenant=tenant)
-        usage = glance.summary
-        return (
-            f"{usage.characters_used:,} characters used, {usage.characters_reserved:,} held, "
-            f"{usage.characters_remaining:,} remaining; {glance.requests:,} jobs, "
-            f"{glance.audio_seconds:,.1f} s of audio, {glance.errors:,} failed ({usage.period_start:%B %Y})"
-        )
 
     def save_model(self, request, obj: Tenant, form, change: bool) -> None:
         if not change:

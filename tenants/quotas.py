@@ -46,7 +46,7 @@ def _seconds_until(moment: dt.datetime) -> float:
 
 def _hold_ctes(condition: str = "") -> str:
     """The CTEs `period` (the conditional update; `condition`: one more for it) and
-    `reservation` (the reservation row, RETURNING id, period_id) of a one-statement hold."""
+    `reservation` (the reservation row, RETURNING all its columns) of a one-statement hold."""
     return f"""
 period AS (
     UPDATE {UsagePeriod._meta.db_table}
@@ -58,11 +58,11 @@ period AS (
     INSERT INTO {QuotaReservation._meta.db_table} (tenant_id, period_id, characters, characters_settled, state,
                                                    api_key_id, created_at)
     SELECT %(tenant_id)s, period.id, %(characters)s, 0, %(held)s, %(api_key_id)s, %(now)s FROM period
-    RETURNING id, period_id
+    RETURNING *
 )"""
 
 
-_RESERVE = f"WITH {_hold_ctes()}\nSELECT id, period_id FROM reservation"
+_RESERVE = f"WITH {_hold_ctes()}\nSELECT * FROM reservation"
 
 
 def _reserve_in_one_statement(
@@ -71,16 +71,11 @@ def _reserve_in_one_statement(
     """PostgreSQL: the conditional UPDATE and the reservation row in one round trip. None when
     the period row does not exist yet or the hold does not fit: quota_reserve() then decides."""
     start, _ = period_bounds(tenant=tenant)
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(_RESERVE, {
-            "tenant_id": tenant.pk, "period_start": start, "characters": characters, "limit": limit,
-            "held": QuotaReservation.State.HELD, "api_key_id": api_key.pk if api_key else None, "now": now,
-        })
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return _held(tenant=tenant, pk=row[0], period_id=row[1], characters=characters, api_key=api_key, now=now)
+    reservation = next(iter(QuotaReservation.objects.raw(_RESERVE, {
+        "tenant_id": tenant.pk, "period_start": start, "characters": characters, "limit": limit,
+        "held": QuotaReservation.State.HELD, "api_key_id": api_key.pk if api_key else None, "now": timezone.now(),
+    })), None)
+    return reservation and _with_relations(reservation, tenant=tenant, api_key=api_key)
 
 
 def quota_reserve(
@@ -105,7 +100,7 @@ WITH slot AS (
     WHERE tenant_id = %(tenant_id)s AND jobs_in_flight < %(slots)s
     RETURNING tenant_id
 ), {_hold_ctes("AND EXISTS (SELECT 1 FROM slot)")}
-SELECT (SELECT count(*) FROM slot), reservation.id, reservation.period_id
+SELECT reservation.*, (SELECT count(*) FROM slot) AS slot_taken
 FROM (SELECT 1) AS one LEFT JOIN reservation ON TRUE
 """
 
@@ -122,32 +117,26 @@ def job_admit(*, tenant: Tenant, characters: int, api_key: ApiKey | None = None)
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             start, _ = period_bounds(tenant=tenant)
-            now = timezone.now()
-            with connection.cursor() as cursor:
-                cursor.execute(_ADMIT, {
-                    "tenant_id": tenant.pk, "slots": tenant.plan.concurrent_jobs, "period_start": start,
-                    "characters": characters, "limit": tenant.plan.monthly_characters,
-                    "held": QuotaReservation.State.HELD, "api_key_id": api_key.pk if api_key else None, "now": now,
-                })
-                taken, reservation_id, period_id = cursor.fetchone()
-            if reservation_id is not None:
-                return _held(tenant=tenant, pk=reservation_id, period_id=period_id, characters=characters,
-                             api_key=api_key, now=now)
-            if taken:  # the hold did not fit, or this month has no period row yet: the ORM path says which
+            # One row: the reservation's columns (all NULL when no hold was made) and slot_taken.
+            row = next(iter(QuotaReservation.objects.raw(_ADMIT, {
+                "tenant_id": tenant.pk, "slots": tenant.plan.concurrent_jobs, "period_start": start,
+                "characters": characters, "limit": tenant.plan.monthly_characters,
+                "held": QuotaReservation.State.HELD, "api_key_id": api_key.pk if api_key else None,
+                "now": timezone.now(),
+            })))
+            if row.pk is not None:
+                return _with_relations(row, tenant=tenant, api_key=api_key)
+            if row.slot_taken:  # the hold did not fit, or this month has no period row yet: the ORM path says which
                 return _reserve(tenant=tenant, characters=characters, limit=tenant.plan.monthly_characters,
                                 api_key=api_key)
         job_slot_acquire(tenant=tenant)
         return quota_reserve(tenant=tenant, characters=characters, api_key=api_key)
 
 
-def _held(*, tenant: Tenant, pk: int, period_id: int, characters: int, api_key: ApiKey | None,
-          now: dt.datetime) -> QuotaReservation:
-    """The instance of a reservation row a statement above just inserted."""
-    reservation = QuotaReservation(
-        pk=pk, tenant=tenant, period_id=period_id, characters=characters, characters_settled=0,
-        state=QuotaReservation.State.HELD, api_key=api_key, created_at=now,
-    )
-    reservation._state.adding, reservation._state.db = False, connection.alias
+def _with_relations(reservation: QuotaReservation, *, tenant: Tenant, api_key: ApiKey | None) -> QuotaReservation:
+    """The reservation a statement above returned, with the tenant and key its caller has."""
+    reservation.tenant = tenant
+    reservation.api_key = api_key
     return reservation
 
 

@@ -1,62 +1,20 @@
 """Reads for tenants and API keys. Every query starts from for_tenant()."""
 
-import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db import connections
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from tenants.errors import NotFound
 from tenants.keys import hash_secret
-from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Plan, Tenant, TenantQuota, UsagePeriod, User
+from tenants.models import ApiKey, AuditEvent, Invitation, Membership, Tenant, TenantQuota, UsagePeriod, User
 from tenants.quotas import period_bounds
 
 
-def api_key_by_prefix(*, prefix: str, using: str = "default") -> ApiKey | None:
-    """The key with this (globally unique) prefix, its tenant and the tenant's plan, or None.
-
-    Every API request makes this lookup, so its SQL is compiled once per database: the query
-    is `ApiKey.objects.select_related("tenant__plan").filter(prefix=...)`, the rows become
-    the same model instances, and only the ORM's per-call compilation is skipped."""
-    sql, converters = _api_key_lookup_sql(using)
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [prefix])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    row = list(row)
-    for index, (functions, expression) in converters:
-        for convert in functions:
-            row[index] = convert(row[index], expression, connection)
-    api_key, tenant, plan = _instances(using, row, (ApiKey, Tenant, Plan))
-    Tenant.plan.field.set_cached_value(tenant, plan)
-    ApiKey.tenant.field.set_cached_value(api_key, tenant)
-    return api_key
-
-
-@functools.cache
-def _api_key_lookup_sql(using: str) -> tuple[str, list]:
-    compiler = ApiKey.objects.using(using).select_related("tenant__plan").filter(prefix="").order_by().query.get_compiler(using)
-    sql, params = compiler.as_sql()
-    expected = sum(len(model._meta.concrete_fields) for model in (ApiKey, Tenant, Plan))
-    if params != ("",) or len(compiler.select) != expected:
-        raise RuntimeError("The API key lookup no longer compiles to one row of key, tenant and plan columns.")
-    converters = compiler.get_converters([column for column, _, _ in compiler.select])
-    return sql, sorted(converters.items())
-
-
-def _instances(using: str, row: list, models: tuple) -> list:
-    """Model instances from a row of their concrete columns, model after model."""
-    instances, start = [], 0
-    for model in models:
-        fields = model._meta.concrete_fields
-        values = row[start : start + len(fields)]
-        instances.append(model.from_db(using, [field.attname for field in fields], values))
-        start += len(fields)
-    return instances
+def api_key_by_prefix(*, prefix: str) -> ApiKey | None:
+    """The key with this (globally unique) prefix, its tenant and the tenant's plan, or None."""
+    return ApiKey.objects.select_related("tenant__plan").filter(prefix=prefix).order_by().first()
 
 
 def api_key_list(*, tenant: Tenant, include_revoked: bool = True) -> QuerySet[ApiKey]:

@@ -16,38 +16,30 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from analytics.models import UsageRecord, UsageRollupPending
 from synthesis import cache
-from synthesis.jobs import statements
 from synthesis.models import CachedAudio, SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tenants.quotas import job_admit, quota_reserve, usage_period_current
-from tenants.selectors import api_key_by_prefix
-from tests.tenants.factories import ApiKeyFactory, TenantFactory
+from tests.tenants.factories import TenantFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # Statements that read or write tenant rows: (module, function) -> the test below that runs the
 # statement with another tenant's id.
 TENANT_STATEMENTS: dict[tuple[str, str], str] = {
-    ("synthesis/jobs/statements.py", "job_take"): "test_job_take_with_another_tenants_id_takes_nothing",
-    ("synthesis/jobs/statements.py", "job_settle"): "test_job_settle_with_another_tenants_id_settles_nothing",
     ("synthesis/cache.py", "_count_hit"): "test_cache_hit_count_with_another_tenants_id_counts_nothing",
     ("tenants/quotas.py", "_reserve_in_one_statement"):
         "test_quota_reserve_for_another_tenant_holds_nothing_of_the_first",
     ("tenants/quotas.py", "job_admit"): "test_job_admit_for_another_tenant_takes_nothing_of_the_first",
-    # No tenant id goes in: the prefix is the credential and names one key; the test shows the
-    # row comes back joined to that key's own tenant and plan, never another's.
-    ("tenants/selectors.py", "api_key_by_prefix"): "test_api_key_by_prefix_joins_the_keys_own_tenant",
 }
 # Statements that touch no tenant rows, or cross tenants by design: why.
 OTHER_STATEMENTS: dict[tuple[str, str], str] = {
-    ("synthesis/jobs/statements.py", "job_transaction"): "SET LOCAL synchronous_commit: a setting, no rows",
+    ("synthesis/jobs/commits.py", "job_transaction"): "SET LOCAL synchronous_commit: a setting, no rows",
     ("analytics/selectors.py", "_snapshot.__enter__"): "SET TRANSACTION ISOLATION LEVEL: a setting, no rows",
     ("config/health.py", "_check_database"): "SELECT 1: no rows",
-    ("analytics/selectors.py", "_percentiles_all_tenants"):
+    ("analytics/operators.py", "_percentiles_all_tenants"):
         "the operators' report (admin only): engine timings across tenants by design",
 }
 SCANNED_SKIP = {"tests", ".venv", "docker", "bench", "var", "test-artifacts", "static", "templates"}
@@ -149,66 +141,6 @@ def _rows(tenant) -> dict[str, list[dict]]:
     }
 
 
-def _running_job(tenant, *, characters: int = 12) -> SynthesisJob:
-    """A job as the web tier leaves it once a worker took it: a slot and a hold of its own."""
-    reservation = job_admit(tenant=tenant, characters=characters)
-    return SynthesisJob.objects.create(
-        tenant=tenant, mode=SynthesisJob.Mode.ASYNC, status=SynthesisJob.Status.RUNNING, voice_id="piper:x",
-        engine="piper", queue_name="synthesis-cpu", text="x" * characters, characters=characters,
-        reservation=reservation, holds_slot=True, attempts=1,
-    )
-
-
-def _queued_job(tenant) -> SynthesisJob:
-    return SynthesisJob.objects.create(
-        tenant=tenant, mode=SynthesisJob.Mode.ASYNC, status=SynthesisJob.Status.QUEUED, voice_id="piper:x",
-        engine="piper", queue_name="synthesis-cpu", text="hello", characters=5,
-    )
-
-
-def _settle(*, tenant_id: int, job_id: int, cache_key: str):
-    result = {"storage_path": f"tenants/{tenant_id}/jobs/{job_id}.wav", "format": "wav",
-              "content_type": "audio/wav", "sample_rate": 22050, "audio_seconds": 1.0, "size_bytes": 44,
-              "cache_hit": False, "processing_seconds": 0.1, "model_version": "v1"}
-    cache_row = {"key": cache_key, "storage_path": f"tenants/{tenant_id}/cache/{cache_key}.wav",
-                 "voice_id": "piper:x", "engine": "piper", "model_version": "v1", "format": "wav",
-                 "content_type": "audio/wav", "sample_rate": 22050, "duration_seconds": 1.0, "size_bytes": 44}
-    return statements.job_settle(tenant_id=tenant_id, job_id=job_id, now=timezone.now(), result=result, billed=12,
-                                 usage_model_version="v1", gpu_seconds=None, cache_row=cache_row)
-
-
-def test_job_take_with_another_tenants_id_takes_nothing(postgresql):
-    mine, theirs = TenantFactory(), TenantFactory()
-    my_job, their_job = _queued_job(mine), _queued_job(theirs)
-    before = _rows(mine)
-
-    foreign = statements.job_take(tenant_id=theirs.pk, job_id=my_job.pk, worker_id="w", now=timezone.now(),
-                                  max_attempts=3)
-    own = statements.job_take(tenant_id=theirs.pk, job_id=their_job.pk, worker_id="w", now=timezone.now(),
-                              max_attempts=3)
-
-    assert foreign is None
-    assert _rows(mine) == before
-    assert (own.pk, own.tenant_id, own.status) == (their_job.pk, theirs.pk, "running")  # the control
-
-
-def test_job_settle_with_another_tenants_id_settles_nothing(postgresql):
-    mine, theirs = TenantFactory(), TenantFactory()
-    my_job, their_job = _running_job(mine), _running_job(theirs)
-    mine_before, theirs_before = _rows(mine), _rows(theirs)
-
-    foreign = _settle(tenant_id=theirs.pk, job_id=my_job.pk, cache_key="a" * 64)
-
-    assert foreign is None
-    assert _rows(mine) == mine_before
-    assert _rows(theirs) == theirs_before  # nothing written in their name either
-    own = _settle(tenant_id=theirs.pk, job_id=their_job.pk, cache_key="b" * 64)
-    assert own.succeeded  # the control: job, hold, period, slot, record, marker and cache entry
-    assert UsageRecord.objects.for_tenant(theirs).filter(job_id=their_job.pk).exists()
-    assert not UsageRecord.objects.filter(job_id=my_job.pk).exists()
-    assert _rows(mine) == mine_before
-
-
 def _cache_entry(tenant, key: str) -> CachedAudio:
     return CachedAudio.objects.create(
         tenant=tenant, key=key, storage_path=f"tenants/{tenant.pk}/cache/{key}.wav", voice_id="piper:x",
@@ -268,15 +200,3 @@ def test_job_admit_for_another_tenant_takes_nothing_of_the_first(postgresql):
     assert reservation.tenant_id == theirs.pk
     assert TenantQuota.objects.for_tenant(theirs).get().jobs_in_flight == 2  # the control
     assert UsagePeriod.objects.for_tenant(theirs).get().characters_reserved == 14
-
-
-def test_api_key_by_prefix_joins_the_keys_own_tenant(postgresql):
-    mine, theirs = TenantFactory(), TenantFactory()
-    my_key, their_key = ApiKeyFactory.create(tenant=mine), ApiKeyFactory.create(tenant=theirs)
-
-    found_mine = api_key_by_prefix(prefix=my_key.prefix)
-    found_theirs = api_key_by_prefix(prefix=their_key.prefix)
-
-    assert (found_mine.pk, found_mine.tenant.pk, found_mine.tenant.plan.pk) == (my_key.pk, mine.pk, mine.plan_id)
-    assert (found_theirs.pk, found_theirs.tenant.pk) == (their_key.pk, theirs.pk)
-    assert api_key_by_prefix(prefix=my_key.prefix[:-1] + "_") is None

@@ -11,9 +11,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from tenants.api_base import TenantScopedMixin
 from tenants.models import ApiKey
 from tenants.scoping import TenantOwnedModel
-from tests.tenants.factories import ApiKeyFactory, TenantFactory
 from tests.batches.factories import BatchFactory
 from tests.synthesis.factories import SynthesisJobFactory
+from tests.tenants.factories import ApiKeyFactory, TenantFactory
 from tests.voices.factories import VoiceProfileFactory, VoiceReferenceFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def test_tenant_models_outside_tenants_app_are_tenant_owned():
 # need no entry. An entry that no longer matches an unscoped query fails
 # test_unscoped_query_allow_list_has_no_stale_entries, so the list cannot outlive its reasons.
 UNSCOPED_QUERIES_ALLOWED: dict[tuple[str, str], str] = {
-    ("tenants/selectors.py", "_api_key_lookup_sql"):
+    ("tenants/selectors.py", "api_key_by_prefix"):
         "authentication finds a key by its globally unique prefix; the key names its tenant",
     ("tenants/selectors.py", "invitation_get_by_token"):
         "the link's token is the credential, like a key; the tenant comes from the invitation row",
@@ -281,7 +281,7 @@ def test_detail_routes_answer_another_tenants_object_like_a_missing_one(api_clie
     mine, theirs = TenantFactory(), TenantFactory()
     theirs_obj, kwargs = OBJECT_FACTORIES[route_name](theirs)
     before = model_to_dict(type(theirs_obj).objects.get(pk=theirs_obj.pk))
-    missing_kwargs = {name: MISSING for name in kwargs}
+    missing_kwargs = dict.fromkeys(kwargs, MISSING)
     client = api_client_for(mine)
 
     foreign = getattr(client, method)(reverse(route_name, kwargs=kwargs), {}, format="json")

@@ -7,7 +7,12 @@ class VoicesConfig(AppConfig):
 
     def ready(self) -> None:
         from config.runtime.upkeep import upkeep_task_register
+        from synthesis.selectors import VoiceDirectory, voice_directory_register
         from voices.enrollment_jobs import voice_enrollments_recover_all_tenants
+        from voices.selectors import own_voice_resolve, voice_list
+
+        # Synthesis resolves a request's own voice, and lists the voices on the Speak page, here.
+        voice_directory_register(VoiceDirectory(own_voice=own_voice_resolve, voice_options=voice_list))
 
         # The workers' upkeep: enrollments whose message or worker was lost.
         upkeep_task_register("enrollments_recovered", lambda upkeep: voice_enrollments_recover_all_tenants(

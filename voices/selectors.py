@@ -6,8 +6,9 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from synthesis.engines.base import Licence
-from synthesis.engines.registry import catalog_voices, engine_get
-from synthesis.errors import EngineUnavailable
+from synthesis.engines.registry import catalog_voice_get, catalog_voices, engine_get
+from synthesis.errors import EngineUnavailable, UnknownVoice
+from synthesis.selectors import ResolvedVoice, VoiceNotReady
 from tenants.errors import NotFound
 from tenants.models import Tenant
 from voices.models import VoiceProfile, VoiceReference
@@ -23,6 +24,30 @@ def voice_profile_list(*, tenant: Tenant, filters: dict | None = None) -> QueryS
     if filters.get("kind"):
         qs = qs.filter(kind=filters["kind"])
     return qs
+
+
+def own_voice_resolve(*, tenant: Tenant, profile_id: int, voice: str) -> ResolvedVoice:
+    """The tenant's voice profile `profile_id` (named `voice` in the request), ready to speak:
+    what synthesis.selectors.speech_voice_resolve answers for an own voice."""
+    profile = VoiceProfile.objects.for_tenant(tenant).filter(pk=profile_id).first()
+    if profile is None:
+        raise UnknownVoice(f"Unknown voice {voice!r}.", extra={"voice": voice})
+    if profile.status != VoiceProfile.Status.READY:
+        raise VoiceNotReady(
+            f"The voice {profile.name!r} is {profile.status}; it can speak once enrollment is ready.",
+            extra={"voice": str(profile.pk), "status": profile.status, "error": profile.error},
+        )
+    engine = engine_get(profile.engine)  # EngineUnavailable: its engine is not installed here.
+    if profile.kind == VoiceProfile.Kind.CATALOG:
+        base = catalog_voice_get(profile.base_voice_id)
+        return ResolvedVoice(
+            voice_id=base.id, engine=base.engine, language=profile.language,
+            needs_gpu=engine.info.needs_gpu, profile=profile,
+        )
+    return ResolvedVoice(
+        voice_id=profile.voice_id, engine=profile.engine, language=profile.language,
+        needs_gpu=engine.info.needs_gpu, profile=profile,
+    )
 
 
 def voice_profile_get(*, tenant: Tenant, voice_profile_id: int) -> VoiceProfile:

@@ -20,7 +20,6 @@ from django.views.decorators.http import require_GET, require_POST
 from synthesis.api.responses import job_audio_response
 from synthesis.jobs import waiting_for_worker
 from synthesis.models import SynthesisJob
-from synthesis.previews import preview_format_check, voice_preview_get_or_create
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from tenants.dashboard import (
     application_error_json_response,
@@ -42,6 +41,7 @@ from voices.forms import (
     VoiceUpdateForm,
 )
 from voices.models import VoiceProfile
+from voices.previews import preview_format_check, voice_preview_get_or_create
 from voices.selectors import (
     engine_licence,
     voice_list,

@@ -245,7 +245,7 @@ PARLA_ENGINES = env.list("PARLA_ENGINES", default=["piper", "kokoro"])
 PARLA_EXTRA_ENGINES = env.dict("PARLA_EXTRA_ENGINES", default={})
 PARLA_DEVICE = env("PARLA_DEVICE", default="auto")  # auto, cpu or cuda
 PARLA_ENGINE_THREADS = env.int("PARLA_ENGINE_THREADS", default=2)
-# Job transactions commit without waiting for the WAL flush (see synthesis.jobs.statements.job_transaction).
+# Job transactions commit without waiting for the WAL flush (see synthesis.jobs.commits.job_transaction).
 PARLA_ASYNC_JOB_COMMITS = env.bool("PARLA_ASYNC_JOB_COMMITS", default=True)
 # Inferences a process runs at once (synthesis.engines.registry.inference_slot); 0: CPUs // threads.
 PARLA_ENGINE_CONCURRENCY = env.int("PARLA_ENGINE_CONCURRENCY", default=0)

@@ -7,12 +7,14 @@ previews) goes through these functions:
   one transaction, the message after commit; batches' items in bulk.
 - execute.py: a worker takes a job, renders it (stopping at the plan's audio limit or a
   cancellation), stores its audio and settles it.
-- settle.py: the job row, its hold and slot (tenants.quotas), its usage (analytics) and its
-  cache entry (synthesis.cache) in one transaction, or one statement on PostgreSQL
-  (statements.py); failures, and jobs stopped early (billed for what they delivered).
+- settle.py: the job row, its hold and slot (tenants.quotas), its charge (to the usage ledger,
+  through events.py) and its cache entry (synthesis.cache) in one transaction; failures, and
+  jobs stopped early (billed for what they delivered).
 - cancel.py: the tenant's cancel and delete.
 - recover.py: the workers' upkeep (lost messages, dead workers, stale streams).
-- events.py: what the apps above learn (a batch, that its item ended).
+- events.py: what the apps above learn (the ledger, each charge and failure; a batch, that its
+  item ended).
+- commits.py: how the lifecycle's transactions commit (PARLA_ASYNC_JOB_COMMITS).
 - policy.py: attempts, retries and time limits.
 - storage.py: a job's files.
 """

@@ -14,7 +14,7 @@ from config.runtime.events import stream_reader_mark
 from config.runtime.presence import queue_has_worker
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable
-from synthesis.jobs import statements
+from synthesis.jobs import commits
 from synthesis.models import SynthesisJob
 from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from synthesis.text import PreparedText, prepare
@@ -142,7 +142,7 @@ def synthesis_job_create(
     audio_length_check(tenant=tenant, prepared=prepared, voice=plan.voice, audio=audio)
     billed = mode != SynthesisJob.Mode.PREVIEW
 
-    with statements.job_transaction():
+    with commits.job_transaction():
         if billed:
             reservation = job_admit(tenant=tenant, characters=characters, api_key=api_key)
         else:

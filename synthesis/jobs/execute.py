@@ -24,7 +24,7 @@ from config.runtime.events import (
 )
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable, SynthesisFailed
-from synthesis.jobs import statements
+from synthesis.jobs.commits import job_transaction
 from synthesis.jobs.policy import MAX_ATTEMPTS
 from synthesis.jobs.recover import alive_worker_ids, job_orphaned, worker_died_locked
 from synthesis.jobs.settle import Delivered, Outcome, fail, fail_locked, settle_stopped, succeed
@@ -40,18 +40,13 @@ def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
     # The common case in one conditional UPDATE: a queued job with attempts left becomes ours.
     # Everything else (missing, running elsewhere, orphaned, out of attempts) is decided under
     # the row lock below.
-    if statements.available():
-        job = statements.job_take(tenant_id=tenant_id, job_id=job_id, worker_id=presence.current_worker_id(),
-                              now=timezone.now(), max_attempts=MAX_ATTEMPTS)
-        if job is not None:
-            return job
-        return _start_locked(tenant_id=tenant_id, job_id=job_id)
-    taken = SynthesisJob.objects.for_tenant(tenant_id).filter(
-        pk=job_id, status=SynthesisJob.Status.QUEUED, attempts__lt=MAX_ATTEMPTS
-    ).update(status=SynthesisJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
-             worker_id=presence.current_worker_id())
-    if taken:
-        return SynthesisJob.objects.for_tenant(tenant_id).select_related("voice_profile").get(pk=job_id)
+    with job_transaction():
+        taken = SynthesisJob.objects.for_tenant(tenant_id).filter(
+            pk=job_id, status=SynthesisJob.Status.QUEUED, attempts__lt=MAX_ATTEMPTS
+        ).update(status=SynthesisJob.Status.RUNNING, attempts=F("attempts") + 1, started_at=timezone.now(),
+                 worker_id=presence.current_worker_id())
+        if taken:
+            return SynthesisJob.objects.for_tenant(tenant_id).select_related("voice_profile").get(pk=job_id)
     return _start_locked(tenant_id=tenant_id, job_id=job_id)
 
 

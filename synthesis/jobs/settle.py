@@ -1,7 +1,9 @@
-"""Settling a job: in one transaction its row, its hold and slot (tenants.quotas), its usage
-(analytics) and its cache entry (synthesis.cache); or, on PostgreSQL, in one statement
-(synthesis.jobs.statements). Also failing a job, and a job stopped early (billed for what it
-delivered)."""
+"""Settling a job: in one transaction its row, its hold and slot (tenants.quotas), its charge
+(announced to the usage ledger, see synthesis.jobs.events) and its cache entry
+(synthesis.cache). Also failing a job, and a job stopped early (billed for what it delivered).
+
+Each table is written by its owner's functions; the transaction is a job_transaction
+(synthesis.jobs.commits)."""
 
 import dataclasses
 import logging
@@ -11,14 +13,14 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from analytics.services import usage_failure_record, usage_record_create, usage_rollup_soon
 from config.metrics_recording import synthesis_job_observe
 from config.runtime.events import JobEvent, job_event_publish
 from synthesis.audio import AudioOptions
 from synthesis.cache import CacheDraft, audio_size
 from synthesis.errors import EngineUnavailable
-from synthesis.jobs import statements, storage
-from synthesis.jobs.events import job_finished
+from synthesis.jobs import storage
+from synthesis.jobs.commits import job_transaction
+from synthesis.jobs.events import JobCharge, job_charged, job_failed, job_finished
 from synthesis.jobs.storage import delete_file
 from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.text import prepare
@@ -88,8 +90,8 @@ def _charge_delivered(job: SynthesisJob, delivered: Delivered) -> int:
     release_holds(job, billed=billed)
     if billed:
         job.audio_seconds = round(delivered.seconds, 3)
-        usage_record_create(tenant=job.tenant_id, job=job, characters_billed=billed, cached=False,
-                            processing_seconds=0.0, model_version=model_version_of(job))
+        job_charged(JobCharge(job=job, characters_billed=billed, cached=False, processing_seconds=0.0,
+                              model_version=model_version_of(job)))
     return billed
 
 
@@ -136,7 +138,7 @@ def fail_locked(job: SynthesisJob, *, code: str, message: str, delivered: Delive
     if _charge_delivered(job, delivered or Delivered()):
         job.error_message = f"{message} The stream was billed for the audio it had sent."
     job.save(update_fields=["status", "error_code", "error_message", "finished_at", "holds_slot", "audio_seconds"])
-    usage_failure_record(tenant=job.tenant_id, job=job)
+    job_failed(job)
     after_finish(job)
     transaction.on_commit(lambda: job_event_publish(
         job_id=job.pk, event=JobEvent("error", info={"code": str(code), "message": job.error_message})))
@@ -175,8 +177,7 @@ DONE_FIELDS = ("storage_path", "format", "content_type", "sample_rate", "audio_s
 def succeed(job: SynthesisJob, outcome: Outcome, *, processing_seconds: float,
              delivered: Delivered | None = None) -> None:
     """Settle a job that produced audio: in one transaction the job row, its hold, its slot,
-    its usage record and (a miss) its cache entry; then the metrics, then "done" (the request
-    for its report rollup comes after: nobody waits on it).
+    its charge and (a miss) its cache entry; then the metrics, then "done".
 
     The cache entry is written with the settlement, never before it, so a job whose settling
     failed finds no entry of its own on its retry (it would bill itself nothing)."""
@@ -193,31 +194,24 @@ def succeed(job: SynthesisJob, outcome: Outcome, *, processing_seconds: float,
     }
     usage_model_version = outcome.model_version or model_version_of(job)
     gpu_seconds = None if outcome.cache_hit else _gpu_seconds(job.engine, processing_seconds)
-    rollup_tenant = None  # the ORM path's usage_record_create() asks for the rollup itself
-    if statements.available():
-        settled = statements.job_settle(
-            tenant_id=job.tenant_id, job_id=job.pk, now=timezone.now(), result=result, billed=billed,
-            usage_model_version=usage_model_version, gpu_seconds=gpu_seconds,
-            cache_row=outcome.cache_draft.row_values(cache_path) if cache_path else None,
-        )
-        if settled is None or not settled.succeeded:
-            _not_settled(job, path, cache_path, outcome.cache_draft, status=settled and settled.status_before,
-                         delivered=delivered)
+    with job_transaction():
+        locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
+        if locked.finished:
+            _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status, delivered=delivered)
             return
-        rollup_tenant = job.tenant_id
-        after_finish(job)
-    else:
-        with transaction.atomic():
-            locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
-            if locked.finished:
-                _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status,
-                             delivered=delivered)
-                return
-            _succeed_locked(locked, result, billed=billed, usage_model_version=usage_model_version,
-                            gpu_seconds=gpu_seconds)
-            if cache_path:
-                outcome.cache_draft.insert_row(cache_path)
-    synthesis_job_observe(engine=job.engine, processing_seconds=processing_seconds,
+        _succeed_locked(locked, result, billed=billed, usage_model_version=usage_model_version,
+                        gpu_seconds=gpu_seconds)
+        if cache_path:
+            outcome.cache_draft.insert_row(cache_path)
+    _done(job, outcome, result)
+    logger.info("synthesis_job_run.succeeded", extra={
+        "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
+        "seconds": processing_seconds,
+    })
+
+
+def _done(job: SynthesisJob, outcome: Outcome, result: dict) -> None:
+    synthesis_job_observe(engine=job.engine, processing_seconds=result["processing_seconds"],
                           audio_seconds=outcome.audio_seconds, cache_hit=outcome.cache_hit)
     # Last: a client answered on "done" finds the job settled, its audio in the cache (an
     # identical request right after is a hit) and the metrics counted.
@@ -225,12 +219,6 @@ def succeed(job: SynthesisJob, outcome: Outcome, *, processing_seconds: float,
     job_event_publish(job_id=job.pk, event=JobEvent("done", info={
         "status": SynthesisJob.Status.SUCCEEDED, **{name: result[name] for name in DONE_FIELDS},
     }))
-    if rollup_tenant is not None:
-        usage_rollup_soon(rollup_tenant)  # its report rows: nobody waits on them
-    logger.info("synthesis_job_run.succeeded", extra={
-        "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
-        "seconds": processing_seconds,
-    })
 
 
 def _cache_file_write(job: SynthesisJob, draft: CacheDraft | None) -> str | None:
@@ -261,7 +249,7 @@ def _not_settled(job: SynthesisJob, path: str, cache_path: str | None, draft: Ca
 
 def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model_version: str,
                     gpu_seconds: float | None) -> None:
-    """The ORM twin of settle.job_settle (databases other than PostgreSQL). Call with the row locked."""
+    """The job row, its hold and slot, and its charge. Call with the row locked."""
     for name, value in result.items():
         setattr(job, name, value)
     job.status = SynthesisJob.Status.SUCCEEDED
@@ -272,9 +260,8 @@ def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model
         job_slot_release(tenant=job.tenant_id)
         job.holds_slot = False
     job.save(update_fields=[*result, "status", "finished_at", "holds_slot"])
-    usage_record_create(
-        tenant=job.tenant_id, job=job, characters_billed=billed, cached=job.cache_hit,
-        processing_seconds=job.processing_seconds, model_version=usage_model_version,
-        gpu_seconds=gpu_seconds, checked=True,
-    )
+    job_charged(JobCharge(
+        job=job, characters_billed=billed, cached=job.cache_hit, processing_seconds=job.processing_seconds,
+        model_version=usage_model_version, gpu_seconds=gpu_seconds, first=True,
+    ))
     after_finish(job)

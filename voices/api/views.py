@@ -9,7 +9,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from synthesis.api.responses import AnyAcceptNegotiation, speech_result_response
-from synthesis.previews import PREVIEW_FORMATS, preview_format_check, voice_preview_get_or_create
 from synthesis.selectors import speech_voice_resolve
 from tenants.api_base import ResultsEnvelope, TenantScopedViewSet
 from tenants.errors import ApplicationError
@@ -24,6 +23,7 @@ from voices.api.serializers import (
     VoiceUpdateInputSerializer,
 )
 from voices.models import VoiceProfile
+from voices.previews import PREVIEW_FORMATS, preview_format_check, voice_preview_get_or_create
 from voices.selectors import voice_list, voice_profile_get, voice_reference_get
 from voices.services import (
     voice_profile_create,
@@ -110,7 +110,8 @@ class VoiceViewSet(TenantScopedViewSet):
             tenant=request.tenant, profile=profile, context=AuditContext.from_request(request),
             **serializer.validated_data,
         )
-        return Response(VoiceProfileOutputSerializer(voice_profile_get(tenant=request.tenant, voice_profile_id=profile.pk)).data)
+        profile = voice_profile_get(tenant=request.tenant, voice_profile_id=profile.pk)
+        return Response(VoiceProfileOutputSerializer(profile).data)
 
     @extend_schema(responses={204: None}, tags=["voices"])
     def destroy(self, request: Request, pk: str) -> Response:

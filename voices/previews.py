@@ -2,8 +2,8 @@
 then served as it is. /api/v1/voices/<id>/preview and the Voices pages both get theirs here
 and differ only in how they answer while it is not ready.
 
-This lives in synthesis, not voices: a preview is a synthesis job (created, waited for and
-stored like any other), and voices sits below synthesis, so it may not make one itself.
+A preview is a synthesis job, created, waited for and stored like any other, through
+synthesis.jobs' public functions (voices sits above synthesis).
 """
 
 from django.conf import settings
