@@ -15,6 +15,8 @@ from tenants.services import (
     api_key_create,
     api_key_revoke,
     membership_create,
+    membership_delete,
+    membership_role_change,
     tenant_create,
     tenant_update,
 )
@@ -60,9 +62,27 @@ class TenantInlineFormSet(BaseInlineFormSet):
         return cls.model._meta.model_name
 
 
+class MembershipFormSet(TenantInlineFormSet):
+    """The members of a tenant as an operator edits them. Saving goes through the membership
+    services (as the system), which keep a tenant that has an owner from losing the last one;
+    clean() says so on the form first, and refuses to move a membership to another user."""
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [form for form in self.forms if form.has_changed() or form.instance.pk]
+        kept = [form for form in kept if not self._should_delete_form(form) and form.cleaned_data]
+        for form in kept:
+            if form.instance.pk and "user" in form.changed_data:
+                raise forms.ValidationError("A membership keeps its user: remove it and add the other user instead.")
+        had_owner = self.instance.pk and Membership.objects.for_tenant(self.instance).filter(
+            role=Membership.Role.OWNER).exists()
+        if had_owner and not any(form.cleaned_data.get("role") == Membership.Role.OWNER for form in kept):
+            raise forms.ValidationError("A tenant needs at least one owner; make someone else owner first.")
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
-    formset = TenantInlineFormSet
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
     fields = ["user", "role", "created_at"]
@@ -125,16 +145,19 @@ class TenantAdmin(admin.ModelAdmin):
     def save_formset(self, request, form, formset, change: bool) -> None:
         if formset.model is not Membership:
             return super().save_formset(request, form, formset, change)
-        for membership in formset.save(commit=False):
+        tenant, context = form.instance, _context(request)
+        changed = formset.save(commit=False)  # unsaved instances; the services write them
+        # New members and new owners first, removals and demotions last, so that handing the
+        # tenant to another owner in one save never leaves it without one on the way.
+        for membership in sorted(changed, key=lambda m: (m.pk is not None, m.role != Membership.Role.OWNER)):
             if membership.pk is None:
-                membership_create(
-                    tenant=form.instance, actor=None, user=membership.user, role=membership.role,
-                    context=_context(request),
-                )
+                membership_create(tenant=tenant, actor=None, user=membership.user, role=membership.role,
+                                  context=context)
             else:
-                membership.save()
+                membership_role_change(tenant=tenant, actor=None, membership=membership, role=membership.role,
+                                       context=context)
         for membership in formset.deleted_objects:
-            membership.delete()
+            membership_delete(tenant=tenant, actor=None, membership=membership, context=context)
 
     def _set_status(self, request, queryset, status: str) -> None:
         for tenant in queryset:

@@ -198,3 +198,50 @@ def test_admin_batch_page_shows_its_webhook_log(admin_client):
 
     assert "https://hooks.example.test/parla" in page
     assert "batch.completed" in page
+
+
+def _tenant_form(tenant, memberships: list[dict], initial: int) -> dict:
+    data = {
+        "name": tenant.name, "slug": tenant.slug, "plan": tenant.plan.pk, "status": "active", "time_zone": "UTC",
+        "membership-TOTAL_FORMS": len(memberships), "membership-INITIAL_FORMS": initial,
+        "apikey-TOTAL_FORMS": 0, "apikey-INITIAL_FORMS": 0,
+    }
+    for index, fields in enumerate(memberships):
+        data.update({f"membership-{index}-{name}": value for name, value in fields.items()})
+    return data
+
+
+def test_admin_cannot_demote_or_remove_the_last_owner(admin_client):
+    owner = MembershipFactory(role="owner")
+    tenant = owner.tenant
+    row = {"id": owner.pk, "tenant": tenant.pk, "user": owner.user_id}
+
+    demoted = admin_client.post(f"/admin/tenants/tenant/{tenant.pk}/change/",
+                                _tenant_form(tenant, [{**row, "role": "member"}], initial=1))
+    removed = admin_client.post(f"/admin/tenants/tenant/{tenant.pk}/change/",
+                                _tenant_form(tenant, [{**row, "role": "owner", "DELETE": "on"}], initial=1))
+
+    for response in (demoted, removed):
+        assert response.status_code == 200  # the form again, with the error
+        assert "A tenant needs at least one owner" in response.content.decode()
+    owner.refresh_from_db()
+    assert owner.role == "owner"
+
+
+def test_admin_hands_a_tenant_to_another_owner_in_one_save_through_the_services(admin_client):
+    owner = MembershipFactory(role="owner")
+    tenant = owner.tenant
+    other = MembershipFactory(tenant=tenant, role="member")
+
+    response = admin_client.post(f"/admin/tenants/tenant/{tenant.pk}/change/", _tenant_form(tenant, [
+        {"id": owner.pk, "tenant": tenant.pk, "user": owner.user_id, "role": "member"},
+        {"id": other.pk, "tenant": tenant.pk, "user": other.user_id, "role": "owner"},
+    ], initial=2))
+
+    assert response.status_code == 302
+    owner.refresh_from_db(), other.refresh_from_db()
+    assert (owner.role, other.role) == ("member", "owner")
+    changes = AuditEvent.objects.for_tenant(tenant).filter(action="membership.role_changed")
+    assert sorted((event.extra["from"], event.extra["to"]) for event in changes) == [
+        ("member", "owner"), ("owner", "member"),
+    ]
