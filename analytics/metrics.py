@@ -32,7 +32,6 @@ from config.metrics_recording import (
     metrics_recovered,
 )
 
-
 # --- Scrape-time state -------------------------------------------------------------------------
 
 

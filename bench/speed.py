@@ -58,11 +58,10 @@ def median_seconds(fn, repeat: int) -> float:
 
 def memory_mb(code: str) -> float:
     script = (
-        "import os, sys; sys.path.insert(0, %r); "
+        f"import os, sys; sys.path.insert(0, {str(ROOT)!r}); "
         "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings.local'); "
-        "import django; django.setup(); %s; "
+        f"import django; django.setup(); {code}; "
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-        % (str(ROOT), code)
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024
@@ -109,7 +108,8 @@ def main() -> None:
     samples, rate = reference_audio
     audio_seconds = len(samples) / rate
     processed, out_rate = process(samples, rate, AudioOptions(sample_rate=24000, loudness_lufs=-16))
-    step = median_seconds(lambda: process(samples, rate, AudioOptions(sample_rate=24000, loudness_lufs=-16)), args.repeat)
+    step = median_seconds(lambda: process(samples, rate, AudioOptions(sample_rate=24000, loudness_lufs=-16)),
+                          args.repeat)
     print(f"| pipeline: trim, resample to 24 kHz, loudness -16 LUFS | {step * scale:.3f} | {audio_seconds * scale:.1f} "
           f"| {step / audio_seconds:.4f} |")
     for fmt in FORMATS:

@@ -24,6 +24,7 @@ Command: .venv/bin/python bench/usage_reports.py [--rows 1000000] [--repeats 7] 
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -252,7 +253,8 @@ def time_reports(tenant, repeats: int) -> list[dict]:
     for range_name, (start, end) in ranges.items():
         for group_by in GROUP_BY:
             report = usage_report(tenant=tenant, start=start, end=end, group_by=group_by)
-            timing = time_call(lambda: usage_report(tenant=tenant, start=start, end=end, group_by=group_by), repeats)
+            timing = time_call(functools.partial(usage_report, tenant=tenant, start=start, end=end, group_by=group_by),
+                               repeats)
             results.append({"range": range_name, "from": str(start), "to": str(end), "group_by": group_by,
                             "rows": len(report.rows), "requests": report.totals.requests, **timing})
     return results

@@ -80,7 +80,9 @@ def reference_speakers(folder: Path) -> list[tuple[str, list[tuple[np.ndarray, i
     return speakers
 
 
-def speak(engine_name: str, voice: str, sentences: list[str], pack_path: Path | None = None) -> tuple[list[np.ndarray], int]:
+def speak(
+    engine_name: str, voice: str, sentences: list[str], pack_path: Path | None = None
+) -> tuple[list[np.ndarray], int]:
     engine = loaded_engine(engine_name)
     request = SynthesisRequest(voice=voice, conditioning_path=pack_path)
     pieces, rate = [], 0
@@ -115,7 +117,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here too (after every speaker)")
     parser.add_argument("--table", type=Path, help="only print the table of an earlier --json file")
     parser.add_argument("--keep-packs", type=Path, metavar="DIR",
-                        help="keep each matched voice (pack and equaliser, as enrollment stores it) as DIR/<speaker>.npz")
+                        help="keep each matched voice (pack and equaliser, as enrollment stores it) "
+                             "as DIR/<speaker>.npz")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(args.table.read_text())))
@@ -152,7 +155,7 @@ def main() -> None:
         if not args.keep_packs:
             pack_path.unlink()
 
-        def similarity(voice: str) -> float:
+        def similarity(voice: str, references=references) -> float:
             return float(np.mean([np.dot(fixed_embedding[voice], reference) for reference in references]))
 
         row = {
@@ -162,7 +165,9 @@ def main() -> None:
             "rejected": match.rejected,
             "search_similarity": round(match.similarity, 4),
             "search_baseline_similarity": round(match.baseline_similarity, 4),
-            "validation_similarity": None if match.validation_similarity is None else round(match.validation_similarity, 4),
+            "validation_similarity": (
+                None if match.validation_similarity is None else round(match.validation_similarity, 4)
+            ),
             "equalizer_db": match.equalizer_limit,
             "base_pack": match.base_pack,
             "catalog_wer": {pack: round(wer, 4) for pack, wer in match.catalog_wer.items()},
@@ -222,17 +227,19 @@ def table(results: dict) -> str:
         "on the validation sentences it kept back for its finalists, the equaliser bound chosen there, and",
         "the candidates the Whisper gate refused.",
         "",
-        "| speaker | base pack | chosen (fitness) | chosen (validation) | equaliser | refused by the gate | mix (weights >= 0.05) |",
+        "| speaker | base pack | chosen (fitness) | chosen (validation) | equaliser | refused by the gate "
+        "| mix (weights >= 0.05) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         mix = ", ".join(f"{name} {weight:.2f}" for name, weight in
                         sorted(row["weights"].items(), key=lambda item: -item[1]) if weight >= 0.05)
         validation = row.get("validation_similarity")
+        equalizer = f"±{row['equalizer_db']:.0f} dB" if row.get("equalizer_db") else "none"
         lines.append(
             f"| {row['speaker']} | {row['search_baseline_similarity']:.3f} ({row['base_pack']}) "
             f"| {row['search_similarity']:.3f} | {'' if validation is None else f'{validation:.3f}'} "
-            f"| {'±%.0f dB' % row['equalizer_db'] if row.get('equalizer_db') else 'none'} "
+            f"| {equalizer} "
             f"| {row['rejected']} | {mix} |"
         )
     return "\n".join(lines)

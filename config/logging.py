@@ -24,6 +24,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
 
 # The message option that carries the request id from the web tier to the worker.
@@ -31,8 +32,9 @@ MESSAGE_REQUEST_ID_OPTION = "parla_request_id"
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
+# Never changed in place: each change sets a new mapping.
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
-    "parla_log_context", default={}
+    "parla_log_context", default=MappingProxyType({})
 )
 
 

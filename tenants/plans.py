@@ -33,10 +33,10 @@ def _default_plan_rows(plan_model):
     for slug, name, chars, rpm, jobs, voices, cloned, items, upload, request_chars, audio_seconds, enrollments in (
         DEFAULT_PLANS
     ):
-        values = dict(
-            name=name, monthly_characters=chars, requests_per_minute=rpm, concurrent_jobs=jobs,
-            voices=voices, cloned_voices=cloned, batch_items=items, upload_bytes=upload,
-            request_characters=request_chars, max_audio_seconds_per_request=audio_seconds,
-            enrollments_per_day=enrollments,
-        )
+        values = {
+            "name": name, "monthly_characters": chars, "requests_per_minute": rpm, "concurrent_jobs": jobs,
+            "voices": voices, "cloned_voices": cloned, "batch_items": items, "upload_bytes": upload,
+            "request_characters": request_chars, "max_audio_seconds_per_request": audio_seconds,
+            "enrollments_per_day": enrollments,
+        }
         yield slug, {field: value for field, value in values.items() if field in known}

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from config.runtime.connection import key_prefix, runtime_backend
 
-
 _SLIDING_WINDOW_LUA = """
 local key = KEYS[1]
 local window_ms = tonumber(ARGV[1])

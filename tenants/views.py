@@ -50,7 +50,6 @@ from tenants.services import (
     tenant_webhook_url_set,
 )
 
-
 # --- API keys ---------------------------------------------------------------------------------
 
 

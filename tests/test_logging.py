@@ -291,7 +291,9 @@ def test_production_logs_one_json_object_per_line_on_stdout():
 
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(line["message"], line["level"]) for line in lines] == [("outside.event", "INFO"), ("inside.event", "WARNING")]
+    assert [(line["message"], line["level"]) for line in lines] == [
+        ("outside.event", "INFO"), ("inside.event", "WARNING"),
+    ]
     assert lines[0]["answer"] == 42
     assert (lines[1]["request_id"], lines[1]["tenant_id"]) == ("req-1", 7)
     assert "event" not in result.stderr

@@ -216,7 +216,8 @@ def voice_profile_create(
                 kind=kind,
                 engine=engine_name,
                 base_voice_id=base_voice_id and catalog_voice_get(base_voice_id).id,
-                status=VoiceProfile.Status.READY if kind == VoiceProfile.Kind.CATALOG else VoiceProfile.Status.ENROLLING,
+                status=(VoiceProfile.Status.READY if kind == VoiceProfile.Kind.CATALOG
+                        else VoiceProfile.Status.ENROLLING),
                 created_by=context.user,
             )
             profile.full_clean(validate_constraints=False)
@@ -240,7 +241,8 @@ def _check_limits(*, tenant: Tenant, kind: str, new_references: int, profile: Vo
     if profile is None:
         if profiles.count() >= plan.voices:
             raise PlanLimitReached(
-                f"The {plan.name} plan allows {plan.voices} voices.", extra={"limit": plan.voices, "limit_name": "voices"}
+                f"The {plan.name} plan allows {plan.voices} voices.",
+                extra={"limit": plan.voices, "limit_name": "voices"},
             )
         learnt = profiles.exclude(kind=VoiceProfile.Kind.CATALOG).count()
         if kind != VoiceProfile.Kind.CATALOG and learnt >= plan.cloned_voices:
@@ -266,7 +268,9 @@ def _check_takes_references(profile: VoiceProfile) -> None:
 
 
 @transaction.atomic
-def voice_profile_update(*, tenant: Tenant, profile: VoiceProfile, context: AuditContext = SYSTEM, **changes) -> VoiceProfile:
+def voice_profile_update(
+    *, tenant: Tenant, profile: VoiceProfile, context: AuditContext = SYSTEM, **changes
+) -> VoiceProfile:
     """Name, description and labels only: tenant, kind and engine never change."""
     allowed = {"name", "description", "language", "gender", "age"}
     if unknown := set(changes) - allowed:
@@ -274,15 +278,18 @@ def voice_profile_update(*, tenant: Tenant, profile: VoiceProfile, context: Audi
             "These fields cannot be changed.", extra={"fields": {name: ["Read-only."] for name in sorted(unknown)}}
         )
     profile = VoiceProfile.objects.for_tenant(tenant).select_for_update().get(pk=profile.pk)
-    if "name" in changes and VoiceProfile.objects.for_tenant(tenant).filter(name=changes["name"]).exclude(pk=profile.pk).exists():
+    same_name = VoiceProfile.objects.for_tenant(tenant).filter(name=changes.get("name")).exclude(pk=profile.pk)
+    if "name" in changes and same_name.exists():
         raise ApplicationError(
-            "A voice with this name already exists.", extra={"fields": {"name": ["A voice with this name already exists."]}}
+            "A voice with this name already exists.",
+            extra={"fields": {"name": ["A voice with this name already exists."]}},
         )
     for field, value in changes.items():
         setattr(profile, field, value)
     profile.full_clean(validate_constraints=False)
     profile.save()
-    audit_event_record(tenant=tenant, action="voice.updated", context=context, obj=profile, extra={"fields": sorted(changes)})
+    audit_event_record(tenant=tenant, action="voice.updated", context=context, obj=profile,
+                       extra={"fields": sorted(changes)})
     return profile
 
 
@@ -290,7 +297,9 @@ def voice_profile_delete(*, tenant: Tenant, profile: VoiceProfile, context: Audi
     with transaction.atomic():
         profile = VoiceProfile.objects.for_tenant(tenant).select_for_update().get(pk=profile.pk)
         enrollments_cancel_queued(tenant=tenant, profile=profile)  # their slots come back
-        paths = list(VoiceReference.objects.for_tenant(tenant).filter(profile=profile).values_list("storage_path", flat=True))
+        paths = list(
+            VoiceReference.objects.for_tenant(tenant).filter(profile=profile).values_list("storage_path", flat=True)
+        )
         if profile.conditioning_path:
             paths.append(profile.conditioning_path)
         audit_event_record(tenant=tenant, action="voice.deleted", context=context, obj=profile)

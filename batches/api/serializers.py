@@ -24,7 +24,8 @@ class BatchCreateInputSerializer(AudioOptionsSerializer):
     items = ItemsField(required=False, help_text="The texts (objects, or plain strings); or upload a file "
                                                  "instead (multipart).")
     file = serializers.FileField(required=False, help_text="TXT: a line an item. CSV: columns text (or ssml), "
-                                 "optional voice and filename. Markdown: a paragraph an item. DOCX: a paragraph an item.")
+                                 "optional voice and filename. Markdown: a paragraph an item. "
+                                 "DOCX: a paragraph an item.")
     name = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
     voice = serializers.CharField(required=False, allow_blank=True, max_length=200, default="",
                                   help_text="Default voice of the items (catalog id or name, or your voice's id).")

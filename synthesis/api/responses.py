@@ -107,7 +107,8 @@ def job_audio_response(job: SynthesisJob, *, status_code: int = 200, download: b
                             content_type=job.content_type)
     response["Content-Length"] = str(job.size_bytes)
     if download:
-        response["Content-Disposition"] = f'attachment; filename="parla-job-{job.pk}.{job.storage_path.rsplit(".", 1)[-1]}"'
+        extension = job.storage_path.rsplit(".", 1)[-1]
+        response["Content-Disposition"] = f'attachment; filename="parla-job-{job.pk}.{extension}"'
     for name, value in job_headers(job).items():
         response[name] = value
     return response

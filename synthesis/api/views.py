@@ -57,7 +57,8 @@ def create_job_from_request(request: Request, *, mode: str, data=None) -> Synthe
     """Parse a speech body, resolve its voice within the tenant, and create the job."""
     serializer = SpeechInputSerializer(data=request.data if data is None else data)
     if not isinstance(serializer.initial_data, dict):
-        raise ApplicationError("The body must be a JSON object.", extra={"fields": {"non_field_errors": ["Expected an object."]}})
+        raise ApplicationError("The body must be a JSON object.",
+                               extra={"fields": {"non_field_errors": ["Expected an object."]}})
     serializer.is_valid(raise_exception=True)
     values = serializer.validated_data
     audio = serializer.audio_options()

@@ -58,7 +58,7 @@ class BarkEngine(TorchEngine):
         presets: dict[str, dict[str, Path]] = {}
         folder = self.folder / "voices"
         for path in sorted(folder.glob("*.npz")) if folder.is_dir() else []:
-            presets[path.stem] = {key: path for key in self._PROMPT_KEYS}
+            presets[path.stem] = dict.fromkeys(self._PROMPT_KEYS, path)
         index = self.folder / "speaker_embeddings_path.json"
         if index.is_file():
             for name, files in json.loads(index.read_text()).items():

@@ -93,7 +93,7 @@ class Engine(ABC):
     @abstractmethod
     def loaded(self) -> bool: ...
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027  optional: an engine without a model in memory has nothing to drop
         """Drop the model so its memory can be reclaimed (LRU eviction)."""
 
     def model_version_for(self, voice: str) -> str:

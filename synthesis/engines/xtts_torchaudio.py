@@ -62,7 +62,7 @@ def _importable(name: str) -> bool:
     try:
         importlib.import_module(name)
     # A torchaudio built for another torch fails with OSError or RuntimeError, not ImportError.
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
     return True
 

@@ -86,7 +86,8 @@ def synthesis_jobs_recover_all_tenants(*, broker_lost: bool | None = None) -> in
     ).exclude(mode=SynthesisJob.Mode.STREAM).values_list("tenant_id", "pk")
     for tenant_id, job_id in candidates.iterator():
         with transaction.atomic():
-            job = SynthesisJob.objects.for_tenant(tenant_id).select_for_update(skip_locked=True).filter(pk=job_id).first()
+            job = (SynthesisJob.objects.for_tenant(tenant_id).select_for_update(skip_locked=True)
+                   .filter(pk=job_id).first())
             if job is None:
                 continue
             queued = job.status == SynthesisJob.Status.QUEUED

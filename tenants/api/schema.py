@@ -86,7 +86,7 @@ def document_errors(result, generator, request, public):
     for path, operations in result.get("paths", {}).items():
         shape = "OpenAIError" if path.startswith("/v1/") else "Error"
         content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{shape}"}}}
-        for method, operation in operations.items():
+        for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]

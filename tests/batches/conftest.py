@@ -22,8 +22,8 @@ def run_batch(monkeypatch):
     def run(batch):
         from batches.export import batch_export_execute
         from batches.models import Batch
-        from synthesis.models import SynthesisJob
         from synthesis.jobs import synthesis_job_execute
+        from synthesis.models import SynthesisJob
 
         jobs = SynthesisJob.objects.for_tenant(batch.tenant_id).filter(batch=batch, status="queued")
         for job_id in jobs.order_by("batch_index").values_list("pk", flat=True):

@@ -66,7 +66,9 @@ def test_docx_is_one_item_per_paragraph():
 
     items = items_from_upload(buffer.getvalue(), filename="script.docx")
 
-    assert [(i.text, i.origin) for i in items] == [("First paragraph.", "paragraph 1"), ("Second paragraph.", "paragraph 3")]
+    assert [(i.text, i.origin) for i in items] == [
+        ("First paragraph.", "paragraph 1"), ("Second paragraph.", "paragraph 3"),
+    ]
 
 
 def test_a_zip_that_is_not_a_word_document_is_refused():

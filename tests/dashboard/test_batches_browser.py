@@ -129,7 +129,7 @@ def test_batch_pages_fit_a_phone_screen_in_dark_mode(page, sign_in):
         page.goto(url)
         widths[url] = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
-    assert widths == {url: 0 for url in widths}
+    assert widths == dict.fromkeys(widths, 0)
     expect(page.get_by_role("progressbar", name="Batch progress")).to_have_attribute("aria-valuenow", "50")
     expect(page.locator("tr[data-item-status=succeeded]").get_by_role("link", name="Download item 1")).to_be_visible()
     assert page.js_errors == []

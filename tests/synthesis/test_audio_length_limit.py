@@ -5,8 +5,8 @@ queued; the worker stops a render that passes it anyway."""
 import pytest
 
 from analytics.models import UsageRecord
-from synthesis.models import SynthesisJob
 from synthesis.jobs import synthesis_job_execute
+from synthesis.models import SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import PlanFactory, TenantFactory
 

@@ -147,8 +147,8 @@ def _render_files() -> set[str]:
 def test_a_job_past_the_threshold_is_rendered_on_disk_stored_and_cached(api_client_for, captured_jobs, settings):
     from django.core.files.storage import default_storage
 
-    from synthesis.models import SynthesisJob
     from synthesis.jobs import synthesis_job_execute
+    from synthesis.models import SynthesisJob
     from tests.tenants.factories import TenantFactory
 
     tenant = TenantFactory()

@@ -18,14 +18,14 @@ class Options:
     speed: float = 1.0
 
 
-BASE = dict(
-    tenant_id=1,
-    voice_id="piper:en_US-joe-medium",
-    engine="piper",
-    model_version="piper-1.8.0:abc",
-    segments=[Segment("Hello."), Segment("World.", pause_after_ms=300)],
-    audio_options=Options(),
-)
+BASE = {
+    "tenant_id": 1,
+    "voice_id": "piper:en_US-joe-medium",
+    "engine": "piper",
+    "model_version": "piper-1.8.0:abc",
+    "segments": [Segment("Hello."), Segment("World.", pause_after_ms=300)],
+    "audio_options": Options(),
+}
 
 
 def test_audio_cache_key_is_stable_for_identical_requests():

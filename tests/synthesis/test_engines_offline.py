@@ -126,7 +126,8 @@ def test_kokoro_uses_a_voice_pack_file_as_conditioning(kokoro, tmp_path):
         "data/voices_ja.npz").open("rb"))["jm_kumo"]
     np.save(tmp_path / "pack.npy", pack)
 
-    chunks = list(kokoro.synthesize(SEGMENTS[:1], SynthesisRequest(voice="matched", conditioning_path=tmp_path / "pack.npy")))
+    request = SynthesisRequest(voice="matched", conditioning_path=tmp_path / "pack.npy")
+    chunks = list(kokoro.synthesize(SEGMENTS[:1], request))
 
     assert chunks[0].duration_seconds > 0.5
 
@@ -134,12 +135,14 @@ def test_kokoro_uses_a_voice_pack_file_as_conditioning(kokoro, tmp_path):
 def test_kokoro_applies_the_equaliser_stored_beside_a_matched_voices_pack(kokoro, tmp_path):
     pack = kokoro.pack("jm_kumo")
     frequencies = np.linspace(0, 12_000, 513)
-    treble_cut = Equalizer(frequencies=frequencies, gains_db=np.where(frequencies > 3000, -12.0, 0.0), sample_rate=24_000)
+    treble_cut = Equalizer(frequencies=frequencies, gains_db=np.where(frequencies > 3000, -12.0, 0.0),
+                           sample_rate=24_000)
     np.save(tmp_path / "plain.npy", pack)
     np.savez(tmp_path / "voice.npz", pack=pack, **treble_cut.as_arrays())
 
     def treble_db(path) -> float:
-        samples = next(kokoro.synthesize(SEGMENTS[:1], SynthesisRequest(voice="matched", conditioning_path=path))).samples
+        request = SynthesisRequest(voice="matched", conditioning_path=path)
+        samples = next(kokoro.synthesize(SEGMENTS[:1], request)).samples
         frequencies, power = long_term_spectrum(samples, 24_000)
         return float(10 * np.log10(power[frequencies > 4000].mean() / power[frequencies < 2000].mean()))
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthesis.engines.base import SynthesisRequest
 from synthesis.engines.bark import BarkEngine
+from synthesis.engines.base import SynthesisRequest
 from synthesis.engines.mms import MmsEngine
 from synthesis.engines.speecht5 import SpeechT5Engine
 from synthesis.engines.xtts import XttsEngine
@@ -23,7 +23,6 @@ from synthesis.engines.xtts_torchaudio import torchaudio_stand_in
 from synthesis.errors import EngineUnavailable, UnknownVoice
 from synthesis.types import AudioChunk, Segment
 from tests.synthesis import tiny_models
-
 
 SEGMENTS = [Segment(text="Hello world.", pause_after_ms=200), Segment(text="This is a test!")]
 ENGINE_CLASSES = {
@@ -128,7 +127,8 @@ def test_mms_synthesize_speaks_faster_at_a_higher_speed(mms):
     lengths = {}
     for speed in (0.5, 2.0):
         torch.manual_seed(0)
-        chunks = list(mms.synthesize([Segment(text="Hello there, friend.")], SynthesisRequest(voice="eng", speed=speed)))
+        request = SynthesisRequest(voice="eng", speed=speed)
+        chunks = list(mms.synthesize([Segment(text="Hello there, friend.")], request))
         lengths[speed] = len(chunks[0].samples)
 
     assert lengths[2.0] < lengths[0.5]

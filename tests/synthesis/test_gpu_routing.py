@@ -5,8 +5,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from config.runtime.presence import worker_forget, worker_heartbeat
-from synthesis.models import SynthesisJob
 from synthesis.jobs import synthesis_job_execute
+from synthesis.models import SynthesisJob
 from tests.tenants.factories import TenantFactory
 from tests.voices.factories import VoiceProfileFactory
 

@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from synthesis.models import SynthesisJob
 from synthesis.jobs import synthesis_job_execute
+from synthesis.models import SynthesisJob
 from tenants.models import IdempotencyRecord, QuotaReservation
 from tests.tenants.factories import TenantFactory
 

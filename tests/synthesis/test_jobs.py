@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from analytics.models import UsageRecord
-from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.jobs import synthesis_job_execute
+from synthesis.models import CachedAudio, SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import TenantFactory
 

@@ -7,11 +7,11 @@ import pytest
 import soundfile as sf
 
 from synthesis.audio import AudioOptions
+from synthesis.engines.base import SynthesisRequest
+from synthesis.engines.registry import loaded_engine
 from synthesis.errors import InvalidSsml, InvalidText, UnknownVoice
 from synthesis.models import CachedAudio
 from synthesis.render import RenderRequest, render, render_stream, synthesize_chunks
-from synthesis.engines.base import SynthesisRequest
-from synthesis.engines.registry import loaded_engine
 from synthesis.types import Segment
 from tests.tenants.factories import TenantFactory
 

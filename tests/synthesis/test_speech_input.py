@@ -13,7 +13,8 @@ ENDPOINTS = ["/api/v1/speech", "/api/v1/speech/stream", "/api/v1/jobs"]
 
 
 def _nothing_happened(tenant) -> bool:
-    return not SynthesisJob.objects.for_tenant(tenant).exists() and not QuotaReservation.objects.for_tenant(tenant).exists()
+    return (not SynthesisJob.objects.for_tenant(tenant).exists()
+            and not QuotaReservation.objects.for_tenant(tenant).exists())
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

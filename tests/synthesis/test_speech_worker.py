@@ -60,7 +60,7 @@ def test_stream_delivers_audio_in_several_chunks_before_the_job_ends(api_client_
 
     assert response.status_code == 200, getattr(response, "data", None)
     assert response["Content-Type"].startswith("audio/pcm; rate=16000")
-    chunks = [chunk for chunk in response.streaming_content]
+    chunks = list(response.streaming_content)
     assert len(chunks) >= 3  # One per sentence at least: audio arrives sentence by sentence.
     data = b"".join(chunks)
     job = SynthesisJob.objects.for_tenant(tenant).get(pk=response["X-Parla-Job-Id"])

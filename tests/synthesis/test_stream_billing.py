@@ -119,8 +119,8 @@ def test_a_paused_reader_has_a_bounded_backlog_with_a_ttl(api_client_for, cpu_wo
 def test_a_stream_that_fails_after_audio_went_out_is_billed_for_that_audio(api_client_for, captured_jobs,
                                                                              settings):
     # In this process (the faulty engine is plugged in here): the worker's body runs the job.
-    from synthesis.engines import registry
     from config.runtime.events import stream_reader_mark
+    from synthesis.engines import registry
     from synthesis.jobs import synthesis_job_execute
 
     settings.PARLA_ENGINES = ["piper", "faulty"]

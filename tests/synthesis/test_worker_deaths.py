@@ -9,13 +9,13 @@ import time
 import pytest
 
 from analytics.models import UsageFailure, UsageRecord
-from synthesis.jobs.execute import _Quarantine
-from synthesis.models import SynthesisJob
 from synthesis.jobs import (
     cancelled_jobs_release_all_tenants,
     synthesis_job_cancel,
     synthesis_jobs_recover_all_tenants,
 )
+from synthesis.jobs.execute import _Quarantine
+from synthesis.models import SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota
 from tests.tenants.factories import TenantFactory
 

@@ -52,7 +52,9 @@ def test_member_add_of_a_new_address_invites_and_adds_nobody(owner, owner_client
     response = _invite(owner_client, "New.Person@Example.test", "admin")
 
     invitation = Invitation.objects.for_tenant(owner.tenant).get()
-    assert (invitation.email, invitation.role, invitation.invited_by) == ("new.person@example.test", "admin", owner.user)
+    assert (invitation.email, invitation.role, invitation.invited_by) == (
+        "new.person@example.test", "admin", owner.user,
+    )
     assert not User.objects.filter(email__iexact="new.person@example.test").exists()
     assert Membership.objects.for_tenant(owner.tenant).count() == 1
     assert "If new.person@example.test can receive e-mail, we sent it an invitation" in response.content.decode()

@@ -16,8 +16,8 @@ from tenants.quotas import (
     period_bounds,
     quota_reservation_release,
     quota_reservation_settle,
-    quota_reserve,
     quota_reservations_release_stale_all_tenants,
+    quota_reserve,
 )
 from tenants.selectors import tenant_usage_summary
 from tests.tenants.factories import ApiKeyFactory, TenantFactory

@@ -96,7 +96,8 @@ def test_voice_patch_changes_labels_and_audits(api_client_for):
     tenant = TenantFactory()
     profile = VoiceProfileFactory(tenant=tenant)
 
-    response = api_client_for(tenant).patch(f"/api/v1/voices/{profile.pk}", {"name": "Renamed", "gender": "male"}, format="json")
+    response = api_client_for(tenant).patch(f"/api/v1/voices/{profile.pk}", {"name": "Renamed", "gender": "male"},
+                                            format="json")
 
     assert response.status_code == 200
     assert response.json()["name"] == "Renamed"

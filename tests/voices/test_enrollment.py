@@ -19,7 +19,8 @@ def _upload(data: bytes, name: str = "../../etc/narrator.wav") -> SimpleUploaded
     return SimpleUploadedFile(name, data, content_type="text/html")  # Type and name are ignored.
 
 
-def test_voice_create_from_a_recording_stores_a_canonical_reference(api_client_for, speech_wav, django_capture_on_commit_callbacks):
+def test_voice_create_from_a_recording_stores_a_canonical_reference(api_client_for, speech_wav,
+                                                                    django_capture_on_commit_callbacks):
     tenant = TenantFactory()
 
     with django_capture_on_commit_callbacks() as callbacks:

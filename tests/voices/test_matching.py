@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import butter, sosfilt
 
 from synthesis.engines.base import SynthesisRequest
 from synthesis.engines.registry import loaded_engine
@@ -17,8 +18,6 @@ from synthesis.types import Segment
 from tests.tenants.factories import TenantFactory
 from tests.voices.factories import VoiceProfileFactory
 from voices import enrollment
-from scipy.signal import butter, sosfilt
-
 from voices.matching import (
     CONFIDENCE_TOLERANCE,
     IntelligibilityGate,
@@ -243,8 +242,8 @@ def test_a_searched_finalist_must_beat_the_base_pack_by_the_margin(kokoro, tmp_p
     # pack. With a margin no search can clear, the base pack (and its equaliser) is kept anyway.
     mix = (kokoro.pack("jm_kumo") + kokoro.pack("jf_gongitsune")) / 2
     pieces, rate = _speak(kokoro, mix, ("Please call me back after lunch today.",), tmp_path)
-    options = dict(engine=kokoro, budget=12, offspring=2, gate=False, sentences=SHORT,
-                   validation=("The early train leaves at nine.",))
+    options = {"engine": kokoro, "budget": 12, "offspring": 2, "gate": False, "sentences": SHORT,
+                   "validation": ("The early train leaves at nine.",)}
 
     free = match_voice([(pieces[0], rate)], **options)
     monkeypatch.setattr("voices.matching.search.FINALIST_MARGIN", 1.0)

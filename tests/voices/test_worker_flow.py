@@ -7,12 +7,12 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from analytics.models import EnrollmentUsage
 from synthesis.engines import registry
+from tenants.models import TenantQuota
 from tests.helpers import start_manage, stop
 from tests.synthesis import tiny_models
 from tests.tenants.factories import TenantFactory
-from analytics.models import EnrollmentUsage
-from tenants.models import TenantQuota
 from voices.models import VoiceEnrollment, VoiceProfile
 
 
