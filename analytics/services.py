@@ -77,6 +77,38 @@ def usage_record_create(
     return record
 
 
+def usage_record_ctes(*, source: str, tenant_id: int, characters_billed: int, cached: bool,
+                      processing_seconds: float, gpu_seconds: float | None, model_version: str,
+                      now) -> tuple[str, dict]:
+    """PostgreSQL: what usage_record_create() writes (the ledger row and its rollup marker), as
+    CTEs (`usage_record`, `usage_pending`) for a caller's one statement, for the job row of its
+    CTE `source` (columns id, api_key_id, created_by_id, batch_id, voice_id, engine, mode,
+    characters, audio_seconds). The caller asks for the rollup after it commits
+    (usage_rollup_soon). Returns (the CTEs, their parameters); tests/synthesis/test_settle.py
+    holds them to the same rows as usage_record_create()."""
+    sql = f"""
+usage_record AS (
+    INSERT INTO {UsageRecord._meta.db_table} (
+        tenant_id, job_id, api_key_id, user_id, batch_id, voice_id, engine, model_version, mode, characters,
+        characters_billed, audio_seconds, cached, processing_seconds, gpu_seconds, created_at)
+    SELECT %(usage_tenant_id)s, {source}.id, {source}.api_key_id, {source}.created_by_id, {source}.batch_id,
+           {source}.voice_id, {source}.engine, %(usage_model_version)s, {source}.mode, {source}.characters,
+           %(usage_billed)s, COALESCE({source}.audio_seconds, 0), %(usage_cached)s, %(usage_processing_seconds)s,
+           %(usage_gpu_seconds)s, %(usage_now)s
+    FROM {source}
+    RETURNING id
+), usage_pending AS (
+    INSERT INTO {UsageRollupPending._meta.db_table} (tenant_id, record_id)
+    SELECT %(usage_tenant_id)s, usage_record.id FROM usage_record
+    RETURNING id
+)"""
+    return sql, {
+        "usage_tenant_id": tenant_id, "usage_model_version": model_version, "usage_billed": characters_billed,
+        "usage_cached": cached, "usage_processing_seconds": processing_seconds, "usage_gpu_seconds": gpu_seconds,
+        "usage_now": now,
+    }
+
+
 def usage_failure_record(*, tenant: Tenant | int, job: SynthesisJob) -> UsageFailure:
     """Count one failure of a job (no charge). Call in the transaction that marks it failed."""
     tenant_id = getattr(tenant, "pk", tenant)

@@ -121,9 +121,9 @@ def audio_size(data: bytes | Path) -> int:
 class CacheDraft:
     """A rendered miss waiting to become a cache entry: its file first, then its row.
 
-    A worker writes the file before it settles the job and inserts the row in the settling
-    transaction (synthesis.jobs.settle), so a job whose settling failed never finds its own
-    entry on its retry (it would bill itself nothing)."""
+    A worker writes the file before it settles the job and inserts the row as it settles
+    (synthesis.jobs.settle), so a job whose settling failed never finds its own entry on its
+    retry (it would bill itself nothing)."""
 
     tenant_id: int
     key: str
@@ -162,6 +162,25 @@ class CacheDraft:
     def store(self) -> CachedAudio:
         """File and row at once (outside a job's settlement)."""
         return self.insert_row(self.write_file())
+
+    def insert_ctes(self, storage_path: str, *, source: str, now) -> tuple[str, dict]:
+        """PostgreSQL: what insert_row() does, as a CTE (`cache_entry`) of a caller's one
+        statement, written when its CTE `source` has a row. Returns (the CTE, its parameters);
+        tests/synthesis/test_settle.py holds it to the same row as insert_row()."""
+        values = self.row_values(storage_path)
+        sql = f"""
+cache_entry AS (
+    INSERT INTO {CachedAudio._meta.db_table} (
+        tenant_id, key, storage_path, voice_id, engine, model_version, format, content_type, sample_rate,
+        duration_seconds, size_bytes, hits, created_at)
+    SELECT %(cache_tenant_id)s, %(cache_key)s, %(cache_storage_path)s, %(cache_voice_id)s, %(cache_engine)s,
+           %(cache_model_version)s, %(cache_format)s, %(cache_content_type)s, %(cache_sample_rate)s,
+           %(cache_duration_seconds)s, %(cache_size_bytes)s, 0, %(cache_now)s
+    FROM {source}
+    ON CONFLICT (tenant_id, key) DO NOTHING
+    RETURNING id
+)"""
+        return sql, {**{f"cache_{name}": value for name, value in values.items()}, "cache_now": now}
 
     def insert_row(self, storage_path: str) -> CachedAudio:
         """The entry for a file written by write_file(); concurrent stores of one key keep one entry."""

@@ -252,3 +252,37 @@ def job_slot_release(*, tenant: Tenant | int) -> None:
     TenantQuota.objects.for_tenant(tenant).filter(jobs_in_flight__gt=0).update(
         jobs_in_flight=F("jobs_in_flight") - 1
     )
+
+
+def holds_close_ctes(*, source: str, tenant_id: int, characters_used: int, now: dt.datetime) -> tuple[str, dict]:
+    """PostgreSQL: what quota_reservation_settle(characters_used=...) and job_slot_release() do,
+    as CTEs (`quota_reservation`, `quota_period`, `quota_slot`) for a caller's one statement,
+    for the row of its CTE `source` (columns reservation_id: the hold, settled if still held;
+    held_slot: whether it took a slot). Returns (the CTEs, their parameters).
+    tests/synthesis/test_settle.py holds them to the same rows as those two services."""
+    sql = f"""
+quota_reservation AS (
+    UPDATE {QuotaReservation._meta.db_table} AS r
+    SET state = %(quota_settled)s, characters_settled = LEAST(GREATEST(%(quota_used)s, 0), r.characters),
+        closed_at = %(quota_now)s
+    FROM {source}
+    WHERE r.id = {source}.reservation_id AND r.tenant_id = %(quota_tenant_id)s AND r.state = %(quota_held)s
+    RETURNING r.period_id, r.characters, r.characters_settled
+), quota_period AS (
+    UPDATE {UsagePeriod._meta.db_table} AS p
+    SET characters_reserved = p.characters_reserved - quota_reservation.characters,
+        characters_used = p.characters_used + quota_reservation.characters_settled
+    FROM quota_reservation
+    WHERE p.id = quota_reservation.period_id AND p.tenant_id = %(quota_tenant_id)s
+    RETURNING p.id
+), quota_slot AS (
+    UPDATE {TenantQuota._meta.db_table} AS q
+    SET jobs_in_flight = q.jobs_in_flight - 1
+    FROM {source}
+    WHERE q.tenant_id = %(quota_tenant_id)s AND {source}.held_slot AND q.jobs_in_flight > 0
+    RETURNING q.id
+)"""
+    return sql, {
+        "quota_tenant_id": tenant_id, "quota_used": characters_used, "quota_now": now,
+        "quota_held": QuotaReservation.State.HELD, "quota_settled": QuotaReservation.State.SETTLED,
+    }

@@ -16,9 +16,13 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from analytics.models import UsageRecord, UsageRollupPending
 from synthesis import cache
+from synthesis.cache import CacheDraft
+from synthesis.jobs import statements
+from synthesis.jobs.events import JobCharge
 from synthesis.models import CachedAudio, SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tenants.quotas import job_admit, quota_reserve, usage_period_current
@@ -29,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Statements that read or write tenant rows: (module, function) -> the test below that runs the
 # statement with another tenant's id.
 TENANT_STATEMENTS: dict[tuple[str, str], str] = {
+    ("synthesis/jobs/statements.py", "job_take"): "test_job_take_with_another_tenants_id_takes_nothing",
+    ("synthesis/jobs/statements.py", "job_settle"): "test_job_settle_with_another_tenants_id_settles_nothing",
     ("synthesis/cache.py", "_count_hit"): "test_cache_hit_count_with_another_tenants_id_counts_nothing",
     ("tenants/quotas.py", "_reserve_in_one_statement"):
         "test_quota_reserve_for_another_tenant_holds_nothing_of_the_first",
@@ -139,6 +145,69 @@ def _rows(tenant) -> dict[str, list[dict]]:
         model.__name__: list(model.objects.for_tenant(tenant).order_by("pk").values())
         for model in TENANT_TABLES
     }
+
+
+def _running_job(tenant, *, characters: int = 12) -> SynthesisJob:
+    """A job as the web tier leaves it once a worker took it: a slot and a hold of its own."""
+    reservation = job_admit(tenant=tenant, characters=characters)
+    return SynthesisJob.objects.create(
+        tenant=tenant, mode=SynthesisJob.Mode.ASYNC, status=SynthesisJob.Status.RUNNING, voice_id="piper:x",
+        engine="piper", queue_name="synthesis-cpu", text="x" * characters, characters=characters,
+        reservation=reservation, holds_slot=True, attempts=1,
+    )
+
+
+def _queued_job(tenant) -> SynthesisJob:
+    return SynthesisJob.objects.create(
+        tenant=tenant, mode=SynthesisJob.Mode.ASYNC, status=SynthesisJob.Status.QUEUED, voice_id="piper:x",
+        engine="piper", queue_name="synthesis-cpu", text="hello", characters=5,
+    )
+
+
+def _settle(*, tenant_id: int, job_id: int, cache_key: str):
+    result = {"storage_path": f"tenants/{tenant_id}/jobs/{job_id}.wav", "format": "wav",
+              "content_type": "audio/wav", "sample_rate": 22050, "audio_seconds": 1.0, "size_bytes": 44,
+              "cache_hit": False, "processing_seconds": 0.1, "model_version": "v1"}
+    draft = CacheDraft(tenant_id=tenant_id, key=cache_key, data=b"x" * 44, extension="wav", voice_id="piper:x",
+                       engine="piper", model_version="v1", format="wav", content_type="audio/wav",
+                       sample_rate=22050, duration_seconds=1.0)
+    job = SynthesisJob.objects.get(pk=job_id)  # whoever's it is: the statement decides by tenant_id
+    charge = JobCharge(job=job, characters_billed=12, cached=False, processing_seconds=0.1, model_version="v1",
+                       at=timezone.now())
+    return statements.job_settle(tenant_id=tenant_id, job_id=job_id, now=timezone.now(), result=result,
+                                 charge=charge, cache=(draft, f"tenants/{tenant_id}/cache/{cache_key}.wav"))
+
+
+def test_job_take_with_another_tenants_id_takes_nothing(postgresql):
+    mine, theirs = TenantFactory(), TenantFactory()
+    my_job, their_job = _queued_job(mine), _queued_job(theirs)
+    before = _rows(mine)
+
+    foreign = statements.job_take(tenant_id=theirs.pk, job_id=my_job.pk, worker_id="w", now=timezone.now(),
+                                  max_attempts=3)
+    own = statements.job_take(tenant_id=theirs.pk, job_id=their_job.pk, worker_id="w", now=timezone.now(),
+                              max_attempts=3)
+
+    assert foreign is None
+    assert _rows(mine) == before
+    assert (own.pk, own.tenant_id, own.status) == (their_job.pk, theirs.pk, "running")  # the control
+
+
+def test_job_settle_with_another_tenants_id_settles_nothing(postgresql):
+    mine, theirs = TenantFactory(), TenantFactory()
+    my_job, their_job = _running_job(mine), _running_job(theirs)
+    mine_before, theirs_before = _rows(mine), _rows(theirs)
+
+    foreign = _settle(tenant_id=theirs.pk, job_id=my_job.pk, cache_key="a" * 64)
+
+    assert foreign is None
+    assert _rows(mine) == mine_before
+    assert _rows(theirs) == theirs_before  # nothing written in their name either
+    own = _settle(tenant_id=theirs.pk, job_id=their_job.pk, cache_key="b" * 64)
+    assert own.succeeded  # the control: job, hold, period, slot, record, marker and cache entry
+    assert UsageRecord.objects.for_tenant(theirs).filter(job_id=their_job.pk).exists()
+    assert not UsageRecord.objects.filter(job_id=my_job.pk).exists()
+    assert _rows(mine) == mine_before
 
 
 def _cache_entry(tenant, key: str) -> CachedAudio:

@@ -8,8 +8,9 @@ previews) goes through these functions:
 - execute.py: a worker takes a job, renders it (stopping at the plan's audio limit or a
   cancellation), stores its audio and settles it.
 - settle.py: the job row, its hold and slot (tenants.quotas), its charge (to the usage ledger,
-  through events.py) and its cache entry (synthesis.cache) in one transaction; failures, and
-  jobs stopped early (billed for what they delivered).
+  through events.py) and its cache entry (synthesis.cache) at once: on PostgreSQL one
+  statement assembled from the owners' CTEs (statements.py), elsewhere one transaction of
+  their ORM functions; failures, and jobs stopped early (billed for what they delivered).
 - cancel.py: the tenant's cancel and delete.
 - recover.py: the workers' upkeep (lost messages, dead workers, stale streams).
 - events.py: what the apps above learn (the ledger, each charge and failure; a batch, that its

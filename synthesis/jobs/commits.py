@@ -1,8 +1,10 @@
 """How a job's transactions commit: with PARLA_ASYNC_JOB_COMMITS on PostgreSQL, without
 waiting for the write-ahead log flush (see job_transaction for what a crash can then lose).
 
-Creating, taking and settling a job each run in a job_transaction(); a single statement that
-is its own transaction (counting a cache hit) relaxes its own commit with relaxed_commit_sql().
+Creating a job runs in a job_transaction(), as do taking and settling it on databases other
+than PostgreSQL; a single statement that is its own transaction (PostgreSQL's take and settle,
+synthesis.jobs.statements; counting a cache hit) relaxes its own commit with
+relaxed_commit_sql().
 """
 
 from contextlib import contextmanager

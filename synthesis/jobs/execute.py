@@ -24,6 +24,7 @@ from config.runtime.events import (
 )
 from synthesis.audio import AudioOptions
 from synthesis.errors import AudioTooLongRequested, EngineUnavailable, SynthesisFailed
+from synthesis.jobs import statements
 from synthesis.jobs.commits import job_transaction
 from synthesis.jobs.policy import MAX_ATTEMPTS
 from synthesis.jobs.recover import alive_worker_ids, job_orphaned, worker_died_locked
@@ -40,6 +41,10 @@ def _start(*, tenant_id: int, job_id: int) -> SynthesisJob | None:
     # The common case in one conditional UPDATE: a queued job with attempts left becomes ours.
     # Everything else (missing, running elsewhere, orphaned, out of attempts) is decided under
     # the row lock below.
+    if statements.available():
+        job = statements.job_take(tenant_id=tenant_id, job_id=job_id, worker_id=presence.current_worker_id(),
+                                  now=timezone.now(), max_attempts=MAX_ATTEMPTS)
+        return job if job is not None else _start_locked(tenant_id=tenant_id, job_id=job_id)
     with job_transaction():
         taken = SynthesisJob.objects.for_tenant(tenant_id).filter(
             pk=job_id, status=SynthesisJob.Status.QUEUED, attempts__lt=MAX_ATTEMPTS

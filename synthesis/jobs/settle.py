@@ -1,9 +1,8 @@
-"""Settling a job: in one transaction its row, its hold and slot (tenants.quotas), its charge
-(announced to the usage ledger, see synthesis.jobs.events) and its cache entry
-(synthesis.cache). Also failing a job, and a job stopped early (billed for what it delivered).
-
-Each table is written by its owner's functions; the transaction is a job_transaction
-(synthesis.jobs.commits)."""
+"""Settling a job: its row, its hold and slot (tenants.quotas), its charge (announced to the
+usage ledger, see synthesis.jobs.events) and its cache entry (synthesis.cache), all at once:
+on PostgreSQL in one statement assembled from the owners' CTEs (synthesis.jobs.statements),
+elsewhere in one transaction of the owners' ORM functions. Also failing a job, and a job
+stopped early (billed for what it delivered)."""
 
 import dataclasses
 import logging
@@ -18,9 +17,9 @@ from config.runtime.events import JobEvent, job_event_publish
 from synthesis.audio import AudioOptions
 from synthesis.cache import CacheDraft, audio_size
 from synthesis.errors import EngineUnavailable
-from synthesis.jobs import storage
+from synthesis.jobs import statements, storage
 from synthesis.jobs.commits import job_transaction
-from synthesis.jobs.events import JobCharge, job_charged, job_failed, job_finished
+from synthesis.jobs.events import JobCharge, job_charge_committed, job_charged, job_failed, job_finished
 from synthesis.jobs.storage import delete_file
 from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.text import prepare
@@ -176,8 +175,9 @@ DONE_FIELDS = ("storage_path", "format", "content_type", "sample_rate", "audio_s
 
 def succeed(job: SynthesisJob, outcome: Outcome, *, processing_seconds: float,
              delivered: Delivered | None = None) -> None:
-    """Settle a job that produced audio: in one transaction the job row, its hold, its slot,
-    its charge and (a miss) its cache entry; then the metrics, then "done".
+    """Settle a job that produced audio: at once the job row, its hold, its slot, its charge
+    and (a miss) its cache entry; then the metrics, then "done" (on PostgreSQL the request for
+    its report rollup comes after: nobody waits on it).
 
     The cache entry is written with the settlement, never before it, so a job whose settling
     failed finds no entry of its own on its retry (it would bill itself nothing)."""
@@ -194,16 +194,34 @@ def succeed(job: SynthesisJob, outcome: Outcome, *, processing_seconds: float,
     }
     usage_model_version = outcome.model_version or model_version_of(job)
     gpu_seconds = None if outcome.cache_hit else _gpu_seconds(job.engine, processing_seconds)
-    with job_transaction():
-        locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
-        if locked.finished:
-            _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status, delivered=delivered)
+    now = timezone.now()
+    charge = JobCharge(job=job, characters_billed=billed, cached=outcome.cache_hit,
+                       processing_seconds=processing_seconds, model_version=usage_model_version,
+                       gpu_seconds=gpu_seconds, first=True, at=now)
+    if statements.settle_ready(charge):
+        settled = statements.job_settle(
+            tenant_id=job.tenant_id, job_id=job.pk, now=now, result=result, charge=charge,
+            cache=(outcome.cache_draft, cache_path) if cache_path else None,
+        )
+        if settled is None or not settled.succeeded:
+            _not_settled(job, path, cache_path, outcome.cache_draft, status=settled and settled.status_before,
+                         delivered=delivered)
             return
-        _succeed_locked(locked, result, billed=billed, usage_model_version=usage_model_version,
-                        gpu_seconds=gpu_seconds)
-        if cache_path:
-            outcome.cache_draft.insert_row(cache_path)
-    _done(job, outcome, result)
+        after_finish(job)
+        _done(job, outcome, result)
+        job_charge_committed(charge)  # what the listeners do after (the report rollup): nobody waits on it
+    else:
+        with job_transaction():
+            locked = SynthesisJob.objects.for_tenant(job.tenant_id).select_for_update().get(pk=job.pk)
+            if locked.finished:
+                _not_settled(job, path, cache_path, outcome.cache_draft, status=locked.status,
+                             delivered=delivered)
+                return
+            _succeed_locked(locked, result, billed=billed, usage_model_version=usage_model_version,
+                            gpu_seconds=gpu_seconds, now=now)
+            if cache_path:
+                outcome.cache_draft.insert_row(cache_path)
+        _done(job, outcome, result)
     logger.info("synthesis_job_run.succeeded", extra={
         "tenant_id": job.tenant_id, "job_id": job.pk, "cache_hit": outcome.cache_hit,
         "seconds": processing_seconds,
@@ -248,12 +266,13 @@ def _not_settled(job: SynthesisJob, path: str, cache_path: str | None, draft: Ca
 
 
 def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model_version: str,
-                    gpu_seconds: float | None) -> None:
-    """The job row, its hold and slot, and its charge. Call with the row locked."""
+                    gpu_seconds: float | None, now) -> None:
+    """The job row, its hold and slot, and its charge: the ORM twin of statements.job_settle
+    (databases other than PostgreSQL). Call with the row locked."""
     for name, value in result.items():
         setattr(job, name, value)
     job.status = SynthesisJob.Status.SUCCEEDED
-    job.finished_at = timezone.now()
+    job.finished_at = now
     if job.reservation_id:
         quota_reservation_settle(tenant=job.tenant_id, reservation_id=job.reservation_id, characters_used=billed)
     if job.holds_slot:
@@ -262,6 +281,6 @@ def _succeed_locked(job: SynthesisJob, result: dict, *, billed: int, usage_model
     job.save(update_fields=[*result, "status", "finished_at", "holds_slot"])
     job_charged(JobCharge(
         job=job, characters_billed=billed, cached=job.cache_hit, processing_seconds=job.processing_seconds,
-        model_version=usage_model_version, gpu_seconds=gpu_seconds, first=True,
+        model_version=usage_model_version, gpu_seconds=gpu_seconds, first=True, at=now,
     ))
     after_finish(job)

@@ -6,10 +6,12 @@ engine; the flow through a real broker and worker process is in test_worker_flow
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import transaction
 
 from analytics.models import UsageDaily, UsageFailure, UsageRecord, UsageRollupPending
 from analytics.rollups import usage_rollup_run
 from analytics.selectors import usage_report
+from synthesis.jobs import statements as settle
 from synthesis.jobs import synthesis_job_execute
 from synthesis.models import CachedAudio, SynthesisJob
 from synthesis.tasks.actors import synthesis_job_run
@@ -58,20 +60,34 @@ def test_rollup_of_a_replayed_job_counts_it_once(api_client_for, captured_jobs):
     assert not UsageRollupPending.objects.for_tenant(tenant).exists()
 
 
+@pytest.mark.parametrize("path", ["one statement", "orm"])
 def test_crash_between_audio_write_and_ledger_write_leaves_no_record_and_the_retry_writes_one(
-    api_client_for, captured_jobs, monkeypatch
+    api_client_for, captured_jobs, monkeypatch, path
 ):
     tenant = TenantFactory()
     job_id = _job(api_client_for, tenant)
+    real_settle = settle.job_settle
+
+    def crash_in_statement(**kwargs):
+        # PostgreSQL settles in one statement: the worker dies after it ran, before it committed.
+        with transaction.atomic():
+            real_settle(**kwargs)
+            raise RuntimeError("worker killed before the settling statement committed")
 
     def crash_at_ledger(charge):
         raise RuntimeError("worker killed inside the finishing transaction")
 
     # The audio is stored before the settlement; the crash comes inside it.
     with monkeypatch.context() as patch:
-        patch.setattr("synthesis.jobs.settle.job_charged", crash_at_ledger)
+        if path == "orm":
+            patch.setattr(settle, "available", lambda: False)
+            patch.setattr("synthesis.jobs.settle.job_charged", crash_at_ledger)
+        else:
+            patch.setattr(settle, "job_settle", crash_in_statement)
         with pytest.raises(RuntimeError):
             synthesis_job_execute(tenant_id=tenant.pk, job_id=job_id)
+    if path == "orm":
+        monkeypatch.setattr(settle, "available", lambda: False)
 
     job = SynthesisJob.objects.for_tenant(tenant).get(pk=job_id)
     stored = default_storage.listdir(f"tenants/{tenant.pk}/jobs")[1]

@@ -1,11 +1,19 @@
-"""Settling a job (synthesis.jobs.settle): the rows a miss and a hit leave behind, a job
-cancelled while it ran, and how the lifecycle's transactions commit (synthesis.jobs.commits)."""
+"""The worker's one-statement path on PostgreSQL (synthesis.jobs.statements) against its ORM twin.
+
+The statement is assembled from CTEs each table's owner exports next to its ORM function
+(tenants.quotas.holds_close_ctes, analytics.services.usage_record_ctes, CacheDraft.insert_ctes).
+Embedded mode (SQLite) takes the ORM path; here both run on the same PostgreSQL database, the
+ORM one by switching statements.available() off, and must leave the same rows behind.
+"""
 
 import pytest
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from analytics.models import UsageRecord, UsageRollupPending
 from synthesis.jobs import commits, storage, synthesis_job_cancel, synthesis_job_execute
+from synthesis.jobs import statements as settle
+from synthesis.jobs.events import JobCharge
 from synthesis.models import CachedAudio, SynthesisJob
 from tenants.models import QuotaReservation, TenantQuota, UsagePeriod
 from tests.tenants.factories import TenantFactory
@@ -47,8 +55,10 @@ def _state(tenant, job_id: int) -> dict:
     }
 
 
-def _run_twice(api_client_for, *, body=None) -> list[dict]:
+def _run_twice(api_client_for, *, orm: bool, monkeypatch, body=None) -> list[dict]:
     """A miss, then the same request again (a hit): the state after each."""
+    if orm:
+        monkeypatch.setattr(settle, "available", lambda: False)
     tenant = TenantFactory()
     client = api_client_for(tenant)
     states = []
@@ -60,9 +70,14 @@ def _run_twice(api_client_for, *, body=None) -> list[dict]:
     return states
 
 
-def test_a_miss_then_a_hit_settle_the_job_hold_slot_ledger_and_cache(api_client_for, captured_jobs):
-    miss, hit = _run_twice(api_client_for)
+def test_the_one_statement_settlement_leaves_the_same_rows_as_the_orm_path(api_client_for, captured_jobs,
+                                                                           monkeypatch):
+    with monkeypatch.context() as patch:
+        orm = _run_twice(api_client_for, orm=True, monkeypatch=patch)
+    sql = _run_twice(api_client_for, orm=False, monkeypatch=monkeypatch)
 
+    assert sql == orm
+    miss, hit = sql
     assert miss["job"]["status"] == "succeeded" and miss["job"]["holds_slot"] is False
     assert miss["has_audio"] and miss["finished"]
     assert miss["reservation"] == ("settled", len(TEXT), len(TEXT), True)
@@ -73,9 +88,12 @@ def test_a_miss_then_a_hit_settle_the_job_hold_slot_ledger_and_cache(api_client_
     assert miss["sizes"] and hit["sizes"]
 
 
+@pytest.mark.parametrize("orm", [False, True], ids=["sql", "orm"])
 def test_a_job_cancelled_while_it_ran_is_not_charged_and_keeps_no_audio(api_client_for, captured_jobs,
-                                                                        monkeypatch,
+                                                                        monkeypatch, orm,
                                                                         django_capture_on_commit_callbacks):
+    if orm:
+        monkeypatch.setattr(settle, "available", lambda: False)
     tenant = TenantFactory()
     job_id = api_client_for(tenant).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
     written = []
@@ -102,6 +120,26 @@ def test_a_job_cancelled_while_it_ran_is_not_charged_and_keeps_no_audio(api_clie
     cache_files = default_storage.listdir(f"tenants/{tenant.pk}/cache")[0] if default_storage.exists(
         f"tenants/{tenant.pk}/cache") else []
     assert all(not default_storage.listdir(f"tenants/{tenant.pk}/cache/{folder}")[1] for folder in cache_files)
+
+
+def test_another_tenants_job_id_settles_nothing(api_client_for, captured_jobs):
+    owner, other = TenantFactory(), TenantFactory()
+    job_id = api_client_for(owner).post("/api/v1/jobs", {"text": TEXT}, format="json").json()["id"]
+
+    assert settle.job_take(tenant_id=other.pk, job_id=job_id, worker_id="w", now=None, max_attempts=3) is None
+    job = SynthesisJob.objects.for_tenant(owner).get(pk=job_id)
+    settled = settle.job_settle(
+        tenant_id=other.pk, job_id=job_id, now=timezone.now(), result=dict.fromkeys(
+            ("storage_path", "format", "content_type", "sample_rate", "audio_seconds", "size_bytes", "cache_hit",
+             "processing_seconds", "model_version")),
+        charge=JobCharge(job=job, characters_billed=0, cached=False, processing_seconds=0.0, model_version="",
+                         at=timezone.now()),
+        cache=None)
+
+    assert settled is None
+    job = SynthesisJob.objects.for_tenant(owner).get(pk=job_id)
+    assert (job.status, job.attempts, job.holds_slot) == ("queued", 0, True)
+    assert not UsageRecord.objects.exists()
 
 
 def _synchronous_commit() -> str:
